@@ -1,0 +1,469 @@
+"""Image files in and out: one place that knows about formats, bit depths, alpha and EXIF orientation.
+
+Every image reaches the network as float32 RGB in [0, 1]; grayscale is repeated to three channels, an alpha
+channel is split off and kept (with the original bit depth) so that results can be written back the same way.
+Supported: PNG, JPEG, TIFF, WebP, BMP, 8 and 16 bits per channel.
+
+Pillow (13 at the time of writing) decodes 16-bit grayscale correctly but truncates 16-bit RGB/RGBA PNG and TIFF to
+their high bytes, and cannot write them. So:
+- 16-bit PNG is decoded by Pillow's own C decoder twice, once with the unpacker that keeps the high byte of each
+  sample and once with the byte-swapped unpacker that keeps the low byte; both passes run the full PNG
+  unfiltering (the bytes per pixel are the same), so the result is exact, interlaced files included.
+  16-bit gray+alpha PNG is unpacked as four raw bytes per pixel in one pass.
+- 16-bit colour TIFF is read and written with `tifffile` (pure Python + numpy; deflate/packbits/uncompressed,
+  LZW needs the optional `imagecodecs`).
+- 16-bit PNG is written by a small numpy encoder below (Paeth filter, zlib).
+
+Writes are atomic (temporary file in the target folder, then `os.replace`).
+"""
+
+from __future__ import annotations
+
+import io as _io
+import os
+import struct
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image as PILImage
+from PIL import UnidentifiedImageError
+
+from nafft.errors import UserError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
+_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+}
+_ORIENTATION_TAG = 0x0112
+# PNG raw modes of 16-bit colour data and the raw mode that unpacks the other (low) byte of every sample.
+_PNG16_LOW_BYTE = {"RGB;16B": "RGB;16L", "RGBA;16B": "RGBA;16L"}
+
+
+class ImageReadError(UserError):
+    """An image file that is missing or cannot be decoded."""
+
+
+class ImageWriteError(UserError):
+    """An image that cannot be written to the requested file or format."""
+
+
+@dataclass
+class Image:
+    """A decoded image.
+
+    Attributes:
+        rgb: float32 (H, W, 3) in [0, 1], EXIF orientation applied.
+        alpha: float32 (H, W) in [0, 1], or None when the file has no alpha channel.
+        bit_depth: 8 or 16, the bits per channel of the file.
+        path: the file it came from, if any.
+    """
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None = None
+    bit_depth: int = 8
+    path: Path | None = None
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[1])
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    """True for a visible file name with a supported image suffix (case-insensitive)."""
+    name = Path(path).name
+    return not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES
+
+
+def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """Image files in `folder` (or below it), sorted by path. Hidden files (our temporary files) are skipped.
+
+    Raises:
+        ImageReadError: the folder does not exist.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ImageReadError(f"{folder}: not a folder")
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
+    found = []
+    for path in candidates:
+        rel = path.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if is_image_file(path) and path.is_file():
+            found.append(path)
+    return sorted(found)
+
+
+# ----------------------------------------------------------------------------------------------------- reading
+
+
+def _open(path: Path) -> PILImage.Image:
+    if not path.is_file():
+        raise ImageReadError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    try:
+        return PILImage.open(path)
+    except UnidentifiedImageError:
+        raise ImageReadError(f"{path}: not an image file Pillow can identify") from None
+    except (OSError, ValueError, PILImage.DecompressionBombError) as exc:
+        raise ImageReadError(f"{path}: cannot open image: {exc}") from None
+
+
+def _orientation(im: PILImage.Image) -> int:
+    try:
+        value = int(im.getexif().get(_ORIENTATION_TAG, 1))
+    except Exception:  # a broken EXIF block must not make the pixels unreadable
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _orient(array: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1-8) to an (H, W, ...) array so that it displays upright."""
+    if orientation == 2:
+        return array[:, ::-1]
+    if orientation == 3:
+        return array[::-1, ::-1]
+    if orientation == 4:
+        return array[::-1]
+    if orientation == 5:
+        return array.swapaxes(0, 1)
+    if orientation == 6:
+        return np.rot90(array, k=-1)
+    if orientation == 7:
+        return array[::-1, ::-1].swapaxes(0, 1)
+    if orientation == 8:
+        return np.rot90(array, k=1)
+    return array
+
+
+def _tile_rawmode(tile) -> str:
+    args = tile.args
+    return args if isinstance(args, str) else args[0]
+
+
+def _with_rawmode(tile, rawmode: str):
+    args = tile.args
+    return tile._replace(args=rawmode if isinstance(args, str) else (rawmode, *args[1:]))
+
+
+def _decode_png16(path: Path, im: PILImage.Image) -> np.ndarray | None:
+    """Exact samples of a 16-bit colour PNG as uint16 (H, W, C), or None when `im` is not one."""
+    if im.format != "PNG" or len(im.tile) != 1:
+        return None
+    tile = im.tile[0]
+    rawmode = _tile_rawmode(tile)
+    if rawmode == "LA;16B":
+        im.tile = [_with_rawmode(tile, "RGBA")]  # four raw bytes per pixel: L hi, L lo, A hi, A lo
+        raw = np.asarray(im).astype(np.uint16)
+        return (raw[..., 0::2] << 8) | raw[..., 1::2]
+    if rawmode not in _PNG16_LOW_BYTE:
+        return None
+    high = np.asarray(im).astype(np.uint16)
+    with _open(path) as again:
+        again.tile = [_with_rawmode(again.tile[0], _PNG16_LOW_BYTE[rawmode])]
+        low = np.asarray(again).astype(np.uint16)
+    return (high << 8) | low
+
+
+def _is_tiff16_colour(im: PILImage.Image) -> bool:
+    if im.format != "TIFF" or im.mode.startswith("I") or im.mode in ("L", "1", "P", "F"):
+        return False
+    bits = im.tag_v2.get(258, (8,))
+    bits = bits if isinstance(bits, tuple) else (bits,)
+    return max(bits) > 8
+
+
+def _decode_tiff16(path: Path) -> np.ndarray:
+    try:
+        import tifffile
+    except ImportError:
+        raise ImageReadError(f"{path}: 16-bit colour TIFF needs the 'tifffile' package (pip install tifffile)") from None
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            array = page.asarray()
+            extra = page.extrasamples
+    except Exception as exc:
+        raise ImageReadError(f"{path}: cannot decode 16-bit TIFF: {exc}") from None
+    if array.ndim == 3 and array.shape[0] in (3, 4) and array.shape[-1] not in (3, 4):
+        array = np.moveaxis(array, 0, -1)  # planar (C, H, W) storage
+    if array.dtype != np.uint16:
+        raise ImageReadError(f"{path}: unsupported TIFF sample type {array.dtype} (expected 8 or 16-bit integers)")
+    if array.ndim == 3 and array.shape[-1] == 4 and extra and extra[0] == 1:  # associated (premultiplied) alpha
+        alpha = array[..., 3:].astype(np.float64)
+        colour = np.where(alpha > 0, array[..., :3] * 65535.0 / np.maximum(alpha, 1), 0)
+        array = np.concatenate([np.clip(np.rint(colour), 0, 65535).astype(np.uint16), array[..., 3:]], axis=-1)
+    return array
+
+
+def _decode_pillow(path: Path, im: PILImage.Image) -> np.ndarray:
+    """8-bit (or 16-bit grayscale) samples as (H, W, C) with C in 1..4."""
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        return np.asarray(im).astype(np.uint16)[..., None]
+    if mode == "I":
+        array = np.asarray(im)
+        if array.size and (array.min() < 0 or array.max() > 65535):
+            raise ImageReadError(f"{path}: 32-bit integer pixels outside 0..65535 are not supported")
+        return array.astype(np.uint16)[..., None]
+    if mode == "F":
+        raise ImageReadError(f"{path}: floating-point images are not supported (use 8 or 16-bit integers)")
+    has_alpha = "A" in mode or "a" in mode or "transparency" in im.info
+    if mode == "L":
+        target = "L"
+    elif mode in ("LA", "La") or (mode in ("L", "1") and has_alpha):
+        target = "LA"
+    elif mode == "1":
+        target = "L"
+    else:
+        target = "RGBA" if has_alpha else "RGB"
+    if mode != target:
+        im = im.convert(target)
+    array = np.asarray(im)
+    return array[..., None] if array.ndim == 2 else array
+
+
+def decode_image(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """Integer pixels of an image file, EXIF orientation applied.
+
+    Returns:
+        rgb: (H, W, 3) uint8 or uint16; grayscale repeated to three channels.
+        alpha: (H, W) of the same dtype, or None.
+        bit_depth: 8 or 16.
+
+    Raises:
+        ImageReadError: missing, truncated or undecodable file, or an unsupported pixel format; names the file.
+    """
+    path = Path(path)
+    with _open(path) as im:
+        try:
+            if _is_tiff16_colour(im):
+                array = _decode_tiff16(path)
+            else:
+                array = _decode_png16(path, im)
+                if array is None:
+                    array = _decode_pillow(path, im)
+            orientation = _orientation(im)
+        except UserError:
+            raise
+        except (OSError, ValueError, SyntaxError, EOFError, PILImage.DecompressionBombError) as exc:
+            raise ImageReadError(f"{path}: cannot decode image: {exc}") from None
+    if array.ndim == 2:
+        array = array[..., None]
+    channels = array.shape[-1]
+    if channels in (2, 4):
+        colour, alpha = array[..., :-1], np.ascontiguousarray(array[..., -1])
+    else:
+        colour, alpha = array, None
+    if colour.shape[-1] == 1:
+        colour = np.repeat(colour, 3, axis=-1)
+    elif colour.shape[-1] != 3:
+        raise ImageReadError(f"{path}: unsupported number of channels ({channels})")
+    colour = np.ascontiguousarray(_orient(colour, orientation))
+    if alpha is not None:
+        alpha = np.ascontiguousarray(_orient(alpha, orientation))
+    bit_depth = 16 if colour.dtype == np.uint16 else 8
+    return colour, alpha, bit_depth
+
+
+def to_float(array: np.ndarray) -> np.ndarray:
+    """uint8/uint16 samples -> float32 in [0, 1] (exact inverse of `quantize`)."""
+    scale = 65535.0 if array.dtype == np.uint16 else 255.0
+    return (array.astype(np.float32) / np.float32(scale)).astype(np.float32, copy=False)
+
+
+def read_image(path: str | os.PathLike) -> Image:
+    """Read an image file as float32 RGB in [0, 1] plus its alpha channel and bit depth.
+
+    Raises:
+        ImageReadError: the file is missing or cannot be decoded; the message names it.
+    """
+    rgb, alpha, bit_depth = decode_image(path)
+    return Image(rgb=to_float(rgb), alpha=None if alpha is None else to_float(alpha), bit_depth=bit_depth,
+                 path=Path(path))
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(height, width) as displayed (after EXIF orientation), read from the header only.
+
+    For PNG only an EXIF chunk placed before the pixel data is seen (where the PNG specification puts it).
+
+    Raises:
+        ImageReadError: the file is missing or not an image.
+    """
+    path = Path(path)
+    with _open(path) as im:
+        width, height = im.size
+        if im.format == "PNG" and "exif" not in im.info:
+            return height, width  # getexif() would decode the whole file looking for a trailing chunk
+        if _orientation(im) in (5, 6, 7, 8):
+            return width, height
+    return height, width
+
+
+# ----------------------------------------------------------------------------------------------------- writing
+
+
+def quantize(array: np.ndarray, bit_depth: int = 8) -> np.ndarray:
+    """float in [0, 1] -> uint8/uint16 (clipped, rounded); integer input of the right dtype passes through."""
+    dtype = np.uint16 if bit_depth == 16 else np.uint8
+    array = np.asarray(array)
+    if array.dtype == dtype:
+        return array
+    if not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(f"expected float pixels or {np.dtype(dtype).name}, got {array.dtype}")
+    scale = 65535.0 if bit_depth == 16 else 255.0
+    return np.floor(np.clip(array, 0.0, 1.0) * scale + 0.5).astype(dtype)
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def encode_png16(array: np.ndarray, compress_level: int = 6) -> bytes:
+    """A 16-bit PNG of a uint16 (H, W), (H, W, 3) or (H, W, 4) array (every row Paeth-filtered)."""
+    array = np.asarray(array, dtype=np.uint16)
+    if array.ndim == 2:
+        array = array[..., None]
+    height, width, channels = array.shape
+    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
+    bpp = 2 * channels
+    raw = array.astype(">u2").view(np.uint8).reshape(height, width * bpp).astype(np.int16)
+    left = np.zeros_like(raw)
+    left[:, bpp:] = raw[:, :-bpp]
+    up = np.zeros_like(raw)
+    up[1:] = raw[:-1]
+    up_left = np.zeros_like(raw)
+    up_left[1:, bpp:] = raw[:-1, :-bpp]
+    pa = np.abs(up - up_left)
+    pb = np.abs(left - up_left)
+    pc = np.abs(left + up - 2 * up_left)
+    predictor = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, up_left))
+    filtered = ((raw - predictor) & 0xFF).astype(np.uint8)
+    rows = np.concatenate([np.full((height, 1), 4, np.uint8), filtered], axis=1)  # filter type 4 = Paeth
+    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
+            + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), compress_level)) + _png_chunk(b"IEND", b""))
+
+
+def _encode(path: Path, pixels: np.ndarray, bit_depth: int, quality: int, compress_level: int) -> bytes:
+    fmt = _FORMATS[path.suffix.lower()]
+    channels = pixels.shape[-1]
+    if bit_depth == 16:
+        if fmt == "PNG":
+            return encode_png16(pixels, compress_level)
+        if fmt == "TIFF":
+            try:
+                import tifffile
+            except ImportError:
+                raise ImageWriteError(f"{path}: 16-bit TIFF needs the 'tifffile' package (pip install tifffile)") from None
+            buffer = _io.BytesIO()
+            tifffile.imwrite(buffer, pixels, photometric="rgb", compression="zlib",
+                             extrasamples=["unassalpha"] if channels == 4 else None)
+            return buffer.getvalue()
+        raise ImageWriteError(f"{path}: {fmt} cannot store 16 bits per channel; use .png or .tif")
+    if fmt == "JPEG" and channels == 4:
+        raise ImageWriteError(f"{path}: JPEG cannot store an alpha channel; use .png, .webp or .tif")
+    im = PILImage.fromarray(pixels, "RGBA" if channels == 4 else "RGB")
+    options: dict = {}
+    if fmt == "JPEG":
+        options = {"quality": quality, "subsampling": 0}
+    elif fmt == "WEBP":
+        options = {"quality": quality}
+    elif fmt == "PNG":
+        options = {"compress_level": compress_level}
+    elif fmt == "TIFF":
+        options = {"compression": "tiff_deflate"}
+    buffer = _io.BytesIO()
+    im.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file in the same folder and `os.replace`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_image(
+    path: str | os.PathLike,
+    rgb: np.ndarray,
+    *,
+    alpha: np.ndarray | None = None,
+    bit_depth: int = 8,
+    quality: int = 95,
+    compress_level: int = 6,
+) -> Path:
+    """Write an RGB image (and optional alpha) atomically; the format follows the file suffix.
+
+    Args:
+        path: target file; .png, .jpg/.jpeg, .tif/.tiff, .webp or .bmp. Parent folders are created.
+        rgb: (H, W, 3) float in [0, 1] (clipped and rounded), or uint8 / uint16 samples matching `bit_depth`.
+        alpha: (H, W) in the same convention, or None.
+        bit_depth: 8, or 16 for PNG and TIFF.
+        quality: JPEG / WebP quality.
+        compress_level: PNG zlib level (0-9).
+
+    Raises:
+        ImageWriteError: unknown suffix, or a format that cannot hold the bit depth or the alpha channel.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in _FORMATS:
+        raise ImageWriteError(f"{path}: unknown image suffix; use one of {', '.join(IMAGE_SUFFIXES)}")
+    if bit_depth not in (8, 16):
+        raise ImageWriteError(f"{path}: bit depth must be 8 or 16, got {bit_depth}")
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[-1] != 3:
+        raise ValueError(f"{path}: expected an (H, W, 3) array, got shape {rgb.shape}")
+    pixels = quantize(rgb, bit_depth)
+    if alpha is not None:
+        alpha = np.asarray(alpha)
+        if alpha.shape != rgb.shape[:2]:
+            raise ValueError(f"{path}: alpha shape {alpha.shape} does not match image {rgb.shape[:2]}")
+        pixels = np.concatenate([pixels, quantize(alpha, bit_depth)[..., None]], axis=-1)
+    pixels = np.ascontiguousarray(pixels)
+    atomic_write_bytes(path, _encode(path, pixels, bit_depth, quality, compress_level))
+    return path
+
+
+# ------------------------------------------------------------------------------------------------- tensors
+
+
+def image_to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) float or uint8/uint16 array -> (3, H, W) float32 tensor in [0, 1]."""
+    rgb = np.asarray(rgb)
+    if rgb.dtype in (np.uint8, np.uint16):
+        rgb = to_float(rgb)
+    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32))
+
+
+def tensor_to_image(tensor: torch.Tensor) -> np.ndarray:
+    """(3, H, W) or (1, 3, H, W) tensor -> (H, W, 3) float32 array (values not clipped)."""
+    if tensor.ndim == 4:
+        if tensor.shape[0] != 1:
+            raise ValueError(f"expected one image, got a batch of {tensor.shape[0]}")
+        tensor = tensor[0]
+    if tensor.ndim != 3:
+        raise ValueError(f"expected a (3, H, W) tensor, got shape {tuple(tensor.shape)}")
+    return np.ascontiguousarray(tensor.detach().to("cpu", torch.float32).numpy().transpose(1, 2, 0))
