@@ -1,5 +1,13 @@
 """Data: image I/O, paired datasets and samplers, paired augmentation, GoPro-style tiling, synthetic blur."""
 
+from nafft.data.datasets import (
+    DatasetError,
+    PairedEvalDataset,
+    PairedTrainDataset,
+    SampleSampler,
+    batch_sample_numbers,
+    load_pairs,
+)
 from nafft.data.io import (
     IMAGE_SUFFIXES,
     Image,
@@ -12,16 +20,27 @@ from nafft.data.io import (
     tensor_to_image,
     write_image,
 )
+from nafft.data.pairs import Pair, PairingError, find_pairs, scan_pairs
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "DatasetError",
     "Image",
     "ImageReadError",
     "ImageWriteError",
+    "Pair",
+    "PairedEvalDataset",
+    "PairedTrainDataset",
+    "PairingError",
+    "SampleSampler",
+    "batch_sample_numbers",
     "decode_image",
+    "find_pairs",
     "image_to_tensor",
     "list_images",
+    "load_pairs",
     "read_image",
+    "scan_pairs",
     "tensor_to_image",
     "write_image",
 ]
