@@ -123,7 +123,9 @@ def from_dict(cls: type[T], data: Any, where: str = "") -> T:
     kwargs = {}
     for key, value in data.items():
         if key not in fields:
-            raise ConfigError(f"unknown key '{_join(where, str(key))}'{suggest(str(key), fields)}")
+            match = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.5)
+            hint = f" (did you mean '{_join(where, match[0])}'?)" if match else ""
+            raise ConfigError(f"unknown key '{_join(where, str(key))}'{hint}")
         kwargs[key] = _coerce(hints[key], value, _join(where, key))
     try:
         return cls(**kwargs)
