@@ -17,6 +17,7 @@ from nafft.errors import UserError
 
 # name -> module under nafft.cli; the order is the order of `nafft --help`.
 COMMANDS = {
+    "prepare": "prepare",
     "profile": "profile",
     "train": "train",
 }
