@@ -40,11 +40,15 @@ class AvgPool(nn.Module):
             return x.mean((-2, -1), keepdim=True)
         h, w = x.shape[-2:]
         k1, k2 = min(h, self.kernel_size[0]), min(w, self.kernel_size[1])
-        # The integral image needs float32 even under mixed precision.
-        s = x.float().cumsum(dim=-1).cumsum(dim=-2)
-        s = F.pad(s, (1, 0, 1, 0))  # (B, C, H+1, W+1), a zero row/column in front
-        s1, s2, s3, s4 = s[:, :, :-k1, :-k2], s[:, :, :-k1, k2:], s[:, :, k1:, :-k2], s[:, :, k1:, k2:]
-        out = (s4 + s1 - s2 - s3) / (k1 * k2)  # (B, C, H-k1+1, W-k2+1)
+        # Integral image, in float32 even under mixed precision. The window sum at (i, j) is
+        # S[i+k1-1, j+k2-1] - S[i-1, j+k2-1] - S[i+k1-1, j-1] + S[i-1, j-1] with S[-1, :] = S[:, -1] = 0; only the
+        # small sliced terms are zero-padded, never the whole integral image.
+        s = x.float().cumsum(dim=-1).cumsum_(dim=-2)
+        whole = s[:, :, k1 - 1 :, k2 - 1 :]  # (B, C, H-k1+1, W-k2+1)
+        corner = F.pad(s[:, :, : h - k1, : w - k2], (1, 0, 1, 0))
+        top = F.pad(s[:, :, : h - k1, k2 - 1 :], (0, 0, 1, 0))
+        left = F.pad(s[:, :, k1 - 1 :, : w - k2], (1, 0, 0, 0))
+        out = (whole + corner - top - left) / (k1 * k2)
         return out.to(x.dtype)
 
     def expand(self, stats: torch.Tensor, size: torch.Size | tuple[int, int]) -> torch.Tensor:
