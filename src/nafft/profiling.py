@@ -107,7 +107,7 @@ def profile_model(
         x = x.contiguous(memory_format=torch.channels_last)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    times = measure_latency(model, x, runs=runs, warmup=warmup)
+    times = measure_latency(model, x, runs=runs, warmup=warmup) if runs > 0 else []
     if device.type == "cuda":
         peak, kind = torch.cuda.max_memory_allocated(device) / 2**20, "cuda max allocated"
     else:
@@ -118,7 +118,7 @@ def profile_model(
         macs=macs * batch,
         size=tuple(size),
         device=str(device),
-        latency_ms=statistics.median(times) * 1000,
+        latency_ms=statistics.median(times) * 1000 if times else float("nan"),
         latency_runs=tuple(t * 1000 for t in times),
         peak_memory_mb=peak,
         memory_kind=kind,

@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=parse_size, default=(256, 256), help="input HxW (default 256x256)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--runs", type=int, default=10, help="timed forward passes (median reported)")
+    parser.add_argument("--runs", type=int, default=10, help="timed forward passes (median reported; 0 skips timing)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     parser.add_argument("--tlc", action="store_true", help="TLC local pooling (train size 256)")
@@ -87,16 +87,20 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps({"machine": machine, "results": [asdict(r) for r in results]}, indent=2))
     elif args.format == "markdown":
-        print(f"| model | params | GMACs @{h}x{w} | {args.device} ms (median of {args.runs}) |")
-        print("|---|---:|---:|---:|")
-        for r in results:
-            print(f"| `{r.name}` | {r.params:,} | {r.macs / 1e9:.2f} | {r.latency_ms:.0f} |")
+        timed = args.runs > 0
+        print(f"| model | params (inference) | params (training) | GMACs @{h}x{w} |"
+              + (f" {args.device} ms (median of {args.runs}) |" if timed else ""))
+        print("|---|---:|---:|---:|" + ("---:|" if timed else ""))
+        for spec, r in zip(args.models, results):
+            print(f"| `{r.name}` | {r.params:,} | {folded[spec]:,} | {r.macs / 1e9:.2f} |"
+                  + (f" {r.latency_ms:.0f} |" if timed else ""))
         print(f"\nMachine: {machine}.")
     else:
         for spec, r in zip(args.models, results):
             note = f" (DO-Conv folded; {folded[spec]:,} while training)" if folded[spec] != r.params else ""
-            print(f"{r.name}: {r.params:,} parameters{note}, {r.macs / 1e9:.2f} GMACs at {h}x{w} (batch {args.batch}), "
-                  f"{r.latency_ms:.1f} ms median forward on {r.device}, peak memory {r.peak_memory_mb:.0f} MiB "
-                  f"({r.memory_kind})")
+            timing = (f", {r.latency_ms:.1f} ms median forward on {r.device}, peak memory {r.peak_memory_mb:.0f} MiB "
+                      f"({r.memory_kind})") if args.runs > 0 else ""
+            print(f"{r.name}: {r.params:,} parameters{note}, {r.macs / 1e9:.2f} GMACs at {h}x{w} "
+                  f"(batch {args.batch}){timing}")
         print(f"machine: {machine}")
     return 0
