@@ -1,4 +1,3 @@
-import torch
 from torch import nn
 
 from nafft.models import ModelConfig, build_model
