@@ -18,6 +18,7 @@ from nafft.errors import UserError
 # name -> module under nafft.cli; the order is the order of `nafft --help`.
 COMMANDS = {
     "prepare": "prepare",
+    "synth": "synth",
     "profile": "profile",
     "train": "train",
 }

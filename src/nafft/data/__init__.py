@@ -21,6 +21,8 @@ from nafft.data.io import (
     write_image,
 )
 from nafft.data.pairs import Pair, PairingError, find_pairs, scan_pairs
+from nafft.data.synth import SynthError, SynthSettings, make_pair, synthesize_pairs
+from nafft.data.tiling import TilingError, prepare_tiles, tile_boxes, tile_offsets
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -33,14 +35,22 @@ __all__ = [
     "PairedTrainDataset",
     "PairingError",
     "SampleSampler",
+    "SynthError",
+    "SynthSettings",
+    "TilingError",
     "batch_sample_numbers",
     "decode_image",
     "find_pairs",
     "image_to_tensor",
     "list_images",
     "load_pairs",
+    "make_pair",
+    "prepare_tiles",
     "read_image",
     "scan_pairs",
+    "synthesize_pairs",
     "tensor_to_image",
+    "tile_boxes",
+    "tile_offsets",
     "write_image",
 ]
