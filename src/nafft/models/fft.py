@@ -11,6 +11,10 @@ float32, also under mixed precision (half-precision FFTs only support power-of-t
 
 from __future__ import annotations
 
+import contextlib
+import math
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -26,6 +30,8 @@ class FFTResBlock(nn.Module):
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         """The frequency branch alone (without the residual)."""
+        if _DFT_AS_MATMUL:
+            return self._branch_matmul(x)
         h, w = x.shape[-2:]
         with torch.autocast(device_type=x.device.type, enabled=False):
             spec = torch.fft.rfft2(x.float(), norm="backward")  # (B, C, H, W//2+1) complex
@@ -35,8 +41,69 @@ class FFTResBlock(nn.Module):
             out = torch.fft.irfft2(torch.complex(re, im), s=(h, w), norm="backward")  # (B, C, H, W)
         return out.to(x.dtype)
 
+    def _branch_matmul(self, x: torch.Tensor) -> torch.Tensor:
+        """`branch` with the transforms as matrix products (see `dft_as_matmul`)."""
+        h, w = x.shape[-2:]
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            re, im = rfft2_matmul(x.float())  # (B, C, H, W//2+1) each
+            y = self.conv2(F.relu(self.conv1(torch.cat([re, im], dim=1))))
+            re, im = y.chunk(2, dim=1)
+            out = irfft2_matmul(re, im, h, w)  # (B, C, H, W)
+        return out.to(x.dtype)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.branch(x)
+
+
+# Export mode (set by `dft_as_matmul`, used by nafft.inference.export): ONNX exporters cannot map rfft2/irfft2 to
+# graphs that onnxruntime runs (the legacy exporter has no rfft2, the dynamo exporter's inverse DFT fails at run
+# time), so the FFT blocks then compute the same transforms as products with cos/sin matrices built from the
+# input's shape inside the graph. O(HW(H+W)) instead of O(HW log HW), exact up to float rounding.
+_DFT_AS_MATMUL = False
+
+
+@contextlib.contextmanager
+def dft_as_matmul(enabled: bool = True) -> Iterator[None]:
+    """Within the context, FFT blocks use `rfft2_matmul` / `irfft2_matmul` instead of torch.fft."""
+    global _DFT_AS_MATMUL
+    previous = _DFT_AS_MATMUL
+    _DFT_AS_MATMUL = enabled
+    try:
+        yield
+    finally:
+        _DFT_AS_MATMUL = previous
+
+
+def _dft_phase(rows: int, cols: int, n: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of 2 pi (i j mod n) / n for i < rows, j < cols; the modulo keeps the angles small and exact."""
+    i = torch.arange(rows, device=like.device)
+    j = torch.arange(cols, device=like.device)
+    angle = ((i[:, None] * j[None, :]) % n).to(like.dtype) * (2 * math.pi) / n  # (rows, cols)
+    return torch.cos(angle), torch.sin(angle)
+
+
+def rfft2_matmul(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Real and imaginary parts of `torch.fft.rfft2(x, norm="backward")` for real (..., H, W) `x`."""
+    h, w = x.shape[-2:]
+    cos_w, sin_w = _dft_phase(w, w // 2 + 1, w, x)  # (W, W//2+1)
+    cos_h, sin_h = _dft_phase(h, h, h, x)  # (H, H), symmetric
+    re1, im1 = x @ cos_w, -(x @ sin_w)  # along W: e^{-i theta} = cos - i sin
+    return cos_h @ re1 + sin_h @ im1, cos_h @ im1 - sin_h @ re1  # along H
+
+
+def irfft2_matmul(re: torch.Tensor, im: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """`torch.fft.irfft2(torch.complex(re, im), s=(h, w), norm="backward")` for (..., H, W//2+1) inputs.
+
+    As pocketfft does, the imaginary parts of the zero and Nyquist frequencies along W are ignored (their sines
+    vanish), and every other half-spectrum column counts twice (Hermitian symmetry).
+    """
+    cos_h, sin_h = _dft_phase(h, h, h, re)
+    re2 = (cos_h @ re - sin_h @ im) / h  # along H: e^{+i theta} = cos + i sin
+    im2 = (sin_h @ re + cos_h @ im) / h
+    cos_w, sin_w = _dft_phase(w // 2 + 1, w, w, re)  # (W//2+1, W)
+    col = torch.arange(w // 2 + 1, device=re.device)
+    twice = 2.0 - (col == 0).to(re.dtype) - (2 * col == w).to(re.dtype)  # 1 for DC (and Nyquist), else 2
+    return ((re2 * twice) @ cos_w - (im2 * twice) @ sin_w) / w
 
 
 SKIPS: dict[str, type[nn.Module] | None] = {

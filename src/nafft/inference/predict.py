@@ -1,0 +1,223 @@
+"""Prediction on images of any size: padding, tiling, x8 self-ensemble, half precision.
+
+`Predictor` wraps a model for inference. Whole-image prediction relies on the model padding its input to its
+`padder_size` and cropping back (NAFNet does; a model without `padder_size` is taken to accept any size). Tiled
+prediction cuts the image into overlapping tiles whose sizes and starts are multiples of `padder_size` (see
+`tiling`), runs each tile, and blends the outputs with a separable raised-cosine partition of unity; only one
+tile's input and output and the full-size output accumulator live at a time, so memory no longer grows with the
+image. Tiling is chosen automatically when the whole-image pass would need more than the memory budget.
+
+TLC and tiling: with TLC, attention statistics are local means over a window of 1.5x the training patch (384 px for
+256 crops), clipped to the input the network sees. In a tile the window is clipped to the tile instead of the image,
+so tiled TLC output differs slightly from whole-image TLC output near tile borders, and a tile no larger than the
+window turns TLC back into global pooling over the tile. Use tiles of at least twice the window (768 px for 256
+crops) to keep tiled TLC close to whole-image TLC; the blending discards the outer quarter of every overlap.
+Without TLC the difference is larger: global pooling over a tile is not global pooling over the image.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from nafft.errors import UserError
+from nafft.inference.tiling import TileLayout, round_up
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OVERLAP = 32
+MIN_AUTO_TILE = 256
+# Measured peak activation memory of a NAFNet forward (no_grad, float32): ~11-12 x H x W x width x 4 bytes for
+# nafnet-small, -w32 and nafft-v4-small at 512 and 1024 px (benchmarks/bench_inference.py --memory prints it);
+# 14 leaves head-room.
+ACTIVATION_FACTOR = 14.0
+
+
+class DeviceError(UserError):
+    """A requested device or precision that this machine cannot provide."""
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """`auto` means CUDA when available, else the CPU; asking for CUDA without a GPU is a DeviceError."""
+    if isinstance(name, torch.device):
+        return name
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"--device {name}: no CUDA device is available here (use --device cpu)")
+    return device
+
+
+def available_memory(device: torch.device) -> int:
+    """Free memory in bytes: CUDA free memory, or MemAvailable on Linux (8 GiB when it cannot be read)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 << 30
+
+
+def default_memory_budget(device: torch.device) -> int:
+    """Bytes the activations of one forward pass may use: 70% of free GPU memory, 40% of available RAM."""
+    share = 0.7 if device.type == "cuda" else 0.4
+    return int(available_memory(device) * share)
+
+
+def padder_size(model: nn.Module) -> int:
+    return int(getattr(model, "padder_size", 1))
+
+
+def estimate_memory(model: nn.Module, height: int, width: int, element_size: int = 4) -> int:
+    """Approximate peak bytes of one forward pass over an (H, W) input (activations, batch 1)."""
+    channels = getattr(getattr(model, "config", None), "width", 32)
+    m = padder_size(model)
+    return int(ACTIVATION_FACTOR * round_up(height, m) * round_up(width, m) * channels * element_size)
+
+
+def auto_tile(model: nn.Module, height: int, width: int, budget: int, element_size: int = 4) -> int | None:
+    """None when the whole image fits `budget`, else the largest square tile (a padder multiple) that fits."""
+    if estimate_memory(model, height, width, element_size) <= budget:
+        return None
+    m = padder_size(model)
+    per_pixel = estimate_memory(model, m, m, element_size) / (m * m)
+    side = math.isqrt(int(budget / per_pixel))
+    return max(round_up(MIN_AUTO_TILE, m), side // m * m)
+
+
+# x8 self-ensemble: the dihedral group of the square as (transpose, flip H, flip W); each is its own inverse
+# when undone in reverse order.
+_DIHEDRAL = [(t, fh, fw) for t in (False, True) for fh in (False, True) for fw in (False, True)]
+
+
+def _apply(x: torch.Tensor, transpose: bool, flip_h: bool, flip_w: bool) -> torch.Tensor:
+    if transpose:
+        x = x.transpose(-2, -1)
+    dims = [d for d, f in ((-2, flip_h), (-1, flip_w)) if f]
+    return x.flip(dims) if dims else x
+
+
+def _undo(x: torch.Tensor, transpose: bool, flip_h: bool, flip_w: bool) -> torch.Tensor:
+    dims = [d for d, f in ((-2, flip_h), (-1, flip_w)) if f]
+    if dims:
+        x = x.flip(dims)
+    return x.transpose(-2, -1) if transpose else x
+
+
+def self_ensemble(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """The mean of `forward` over the 8 flips/transpositions of `x`, each mapped back."""
+    out = None
+    for t in _DIHEDRAL:
+        y = _undo(forward(_apply(x, *t).contiguous()), *t).float()
+        out = y if out is None else out.add_(y)
+    return out / len(_DIHEDRAL)
+
+
+class Predictor:
+    """Run a restoration model on (3, H, W) or (B, 3, H, W) float images in [0, 1] of any size.
+
+    Args:
+        model: the network (put in eval mode and moved to `device` here).
+        device: "auto", "cpu", "cuda", "cuda:1" or a torch.device.
+        tile: tile side in pixels; None chooses automatically from the memory budget, 0 never tiles.
+        overlap: least overlap between neighbouring tiles, in pixels.
+        self_ensemble: average over the 8 flips/transpositions (8x the time).
+        half: float16 weights and activations (CUDA only; FFT blocks still run in float32).
+        memory_budget: bytes one forward pass may use for activations (default: from free memory).
+        channels_last: run convolutions in NHWC memory format (faster on CPU; same results up to rounding).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        device: str | torch.device = "auto",
+        tile: int | None = None,
+        overlap: int = DEFAULT_OVERLAP,
+        self_ensemble: bool = False,
+        half: bool = False,
+        memory_budget: int | None = None,
+        channels_last: bool = False,
+    ):
+        self.device = resolve_device(device)
+        if half and self.device.type != "cuda":
+            raise DeviceError("half precision needs a CUDA device (float16 is slower than float32 on CPUs)")
+        if tile is not None and tile < 0:
+            raise UserError(f"--tile must be 0 (never tile) or a positive size, got {tile}")
+        if overlap < 0:
+            raise UserError(f"--overlap must not be negative, got {overlap}")
+        self.model = model.eval().to(self.device)
+        self.dtype = torch.float16 if half else torch.float32
+        if half:
+            self.model.half()
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.tile = tile
+        self.overlap = overlap
+        self.self_ensemble = self_ensemble
+        self.memory_budget = (
+            memory_budget if memory_budget is not None else default_memory_budget(self.device)
+        )
+        self.multiple = padder_size(model)
+        self.last_tiles = 0  # tiles used by the last call (0: whole image)
+
+    def tile_for(self, height: int, width: int) -> int | None:
+        """The tile side used for an (H, W) image, None for a whole-image pass."""
+        if self.tile == 0:
+            return None
+        if self.tile is not None:
+            return self.tile if self.tile < max(height, width) else None
+        element = 2 if self.dtype == torch.float16 else 4
+        return auto_tile(self.model, height, width, self.memory_budget, element)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Model output for a CPU or device batch; returned float32 on the CPU."""
+        x = x.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
+        with torch.inference_mode():
+            if self.self_ensemble:
+                y = self_ensemble(self.model, x)
+            else:
+                y = self.model(x)
+        return y.float().cpu()
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        single = image.ndim == 3
+        x = image[None] if single else image
+        if x.ndim != 4:
+            raise ValueError(f"expected (3, H, W) or (B, 3, H, W), got shape {tuple(image.shape)}")
+        h, w = x.shape[-2:]
+        tile = self.tile_for(h, w)
+        if tile is None:
+            self.last_tiles = 0
+            out = self._forward(x)
+        else:
+            out = self.predict_tiled(x, tile)
+        return out[0] if single else out
+
+    def predict_tiled(self, x: torch.Tensor, tile: int) -> torch.Tensor:
+        """Tiled prediction of a (B, C, H, W) CPU batch with blended overlaps; float32 CPU result."""
+        b, c, h, w = x.shape
+        layout = TileLayout(h, w, tile, min(self.overlap, round_up(tile, self.multiple) // 3), self.multiple)
+        self.last_tiles = len(layout)
+        log.debug("tiling %dx%d into %d tiles of %s", h, w, len(layout), layout.tile)
+        th, tw = layout.tile
+        out = torch.zeros(b, c, h, w, dtype=torch.float32)
+        for y, x0, wy, wx in layout:
+            patch = x[:, :, y : y + th, x0 : x0 + tw]
+            ph, pw = patch.shape[-2:]
+            if ph < th or pw < tw:  # the last row/column reaches into the padding: zeros, as the model pads
+                patch = torch.nn.functional.pad(patch, (0, tw - pw, 0, th - ph))
+            pred = self._forward(patch)[:, :, :ph, :pw]
+            weight = (wy[:ph, None] * wx[None, :pw]).to(torch.float32)
+            out[:, :, y : y + ph, x0 : x0 + pw].addcmul_(pred, weight)
+        return out
