@@ -43,3 +43,14 @@ class LocalNet(nn.Module):
         y = torch.relu(self.body(torch.relu(self.down(y))))
         y = self.up(torch.relu(self.down2(y)))
         return (self.tail(y) + x)[:, :, :h, :w]
+
+
+def save_tiny_checkpoint(path, patch_size: int = 32, **changes):
+    """A randomised tiny model saved as a nafft checkpoint whose training config says `patch_size`."""
+    import json
+
+    from nafft.models import build_model, save_model
+
+    model = randomize(build_model(tiny_config(**changes)), std=0.05).eval()
+    save_model(model, path, metadata={"nafft_train_config": json.dumps({"data": {"patch_size": patch_size}})})
+    return path

@@ -77,3 +77,20 @@ def test_safetensors_export_is_folded_and_keeps_metadata(tmp_path):
     assert reloaded.config.conv == "conv"
     assert read_metadata(path)["nafft_train_config"] == '{"data": {"patch_size": 64}}'
     assert [p.name for p in tmp_path.iterdir()] == ["folded.safetensors"]
+
+
+def test_export_cli(tmp_path, capsys):
+    from nafft.cli import main
+    from tests.inference.conftest import save_tiny_checkpoint
+
+    ckpt = save_tiny_checkpoint(tmp_path / "tiny.safetensors", conv="doconv", skip="fft")
+    assert main(["export", str(ckpt), "--format", "onnx", "-o", str(tmp_path / "m.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert "wrote" in out and "max |onnx - PyTorch|" in out
+    assert main(["export", str(ckpt), "-o", str(tmp_path / "folded.safetensors")]) == 0
+    assert (
+        read_metadata(tmp_path / "folded.safetensors")["nafft_train_config"] == '{"data": {"patch_size": 32}}'
+    )
+    assert load_model(tmp_path / "folded.safetensors").config.conv == "conv"
+    assert main(["export", str(ckpt), "-o", str(tmp_path / "m.bin")]) == 2
+    assert "--format" in capsys.readouterr().err

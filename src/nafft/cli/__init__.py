@@ -21,6 +21,9 @@ COMMANDS = {
     "synth": "synth",
     "profile": "profile",
     "train": "train",
+    "eval": "eval",
+    "deblur": "deblur",
+    "export": "export",
 }
 
 

@@ -16,9 +16,9 @@ TRAIN_CONFIG_KEY = "nafft_train_config"  # written by nafft.engine.trainer into 
 OFFICIAL_TRAIN_SIZE = 256  # NAFNet's GoPro recipes train on 256x256 crops
 
 OFFICIAL_WEIGHTS_HINT = (
-    "official NAFNet weights (e.g. NAFNet-GoPro-width64.pth, NAFNet-GoPro-width32.pth) are linked from the "
-    "'Results and Pre-trained Models' table of https://github.com/megvii-research/NAFNet; nafft reads those .pth "
-    "files as they are"
+    "official NAFNet weights such as NAFNet-GoPro-width64.pth or NAFNet-GoPro-width32.pth, linked from the "
+    "'Results and Pre-trained Models' table of https://github.com/megvii-research/NAFNet (nafft reads those .pth "
+    "files as they are)"
 )
 
 
@@ -30,7 +30,7 @@ def require_checkpoint(checkpoint: str | Path | None) -> Path:
     """The checkpoint path, or an error saying where weights come from."""
     if checkpoint is None:
         raise MissingCheckpointError(
-            f"--checkpoint is required: nafft ships no default model yet; train one with `nafft train` or use "
+            "--checkpoint is required (nafft ships no default model yet): pass weights from `nafft train`, or "
             f"{OFFICIAL_WEIGHTS_HINT}"
         )
     return Path(checkpoint)
@@ -91,5 +91,5 @@ def load_for_inference(checkpoint: str | Path, tlc: bool = True) -> LoadedModel:
     if tlc:
         enable_tlc(model, size)
     loaded = LoadedModel(model, path, tlc, size, source, metadata)
-    log.info("model %s", loaded.describe())
+    log.debug("model %s", loaded.describe())
     return loaded

@@ -1,0 +1,105 @@
+"""`nafft eval`: PSNR / SSIM / 3-D SSIM of a checkpoint on a folder of blurred/sharp pairs, with a report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from nafft.cli.deblur import add_inference_arguments, build_predictor
+
+HELP = "evaluate a checkpoint on blur/sharp pairs: per-image metrics, summary, report and panels"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data", required=True, metavar="DIR", help="pair folder: DIR/{blur,sharp} or DIR/SEQ/{blur,sharp}"
+    )
+    parser.add_argument(
+        "--out", required=True, metavar="OUT", help="output folder for the CSV, summary and report"
+    )
+    parser.add_argument(
+        "--save-images", action="store_true", help="write every prediction to OUT/images/NAME.png"
+    )
+    parser.add_argument(
+        "--panels", type=int, default=4, metavar="N", help="images that get comparison panels (default 4)"
+    )
+    parser.add_argument(
+        "--limit", type=int, default=0, metavar="N", help="evaluate the first N pairs only (0 = all)"
+    )
+    add_inference_arguments(parser)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+
+    from tqdm import tqdm
+
+    from nafft.data.pairs import scan_pairs
+    from nafft.engine.evaluate import evaluate
+    from nafft.errors import UserError
+    from nafft.inference.loading import require_checkpoint
+
+    require_checkpoint(args.checkpoint)
+    pairs, problems = scan_pairs(args.data)
+    for line in problems:
+        print(f"nafft: error: {line}", file=sys.stderr)
+    if args.limit > 0:
+        pairs = pairs[: args.limit]
+    if not pairs:
+        raise UserError(f"{args.data}: no readable image pairs")
+    loaded, predictor = build_predictor(args)
+    print(f"{loaded.describe()}; device {predictor.device}; {len(pairs)} pairs", file=sys.stderr)
+    settings = {
+        "checkpoint": str(loaded.path),
+        "data": str(args.data),
+        "tlc": loaded.tlc,
+        "tlc_train_size": loaded.train_size if loaded.tlc else None,
+        "self_ensemble": args.self_ensemble,
+        "tile": "auto" if args.tile is None else ("never" if args.tile == 0 else args.tile),
+        "overlap": args.overlap,
+        "device": str(predictor.device),
+        "half": args.half,
+    }
+    bar = tqdm(total=len(pairs), unit="img", desc="eval", file=sys.stderr, dynamic_ncols=True)
+    start = time.perf_counter()
+
+    def on_image(index: int, total: int, record) -> None:
+        bar.update(1)
+        bar.set_postfix_str(f"PSNR {record.metrics['psnr']:.2f}", refresh=False)
+        if bar.n == 1 and total > 1:
+            per_image = time.perf_counter() - start
+            tqdm.write(
+                f"first image {record.width}x{record.height}: {per_image:.1f} s on {predictor.device}; "
+                f"the {total} images will take about {_duration(per_image * total)}",
+                file=sys.stderr,
+            )
+
+    result = evaluate(
+        predictor,
+        pairs,
+        args.out,
+        save_images=args.save_images,
+        panels=args.panels,
+        settings=settings,
+        problems=problems,
+        on_image=on_image,
+    )
+    bar.close()
+    for line in result.problems[len(problems) :]:
+        print(f"nafft: error: {line}", file=sys.stderr)
+    s = result.summary
+    print(
+        f"{s['images']} images: PSNR {s['psnr']:.2f} dB, SSIM {s['ssim']:.4f}, SSIM-3D {s['ssim3d']:.4f} "
+        f"(blurred input: {s['input_psnr']:.2f} dB, {s['input_ssim']:.4f}, {s['input_ssim3d']:.4f}); "
+        f"{s['seconds_per_image']:.2f} s/image; report in {args.out}/report.md"
+        if s["images"] and s["psnr"] is not None and s["input_psnr"] is not None
+        else f"{s['images']} images evaluated; report in {args.out}/report.md"
+    )
+    return 1 if result.problems else 0

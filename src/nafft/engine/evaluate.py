@@ -1,0 +1,325 @@
+"""Evaluate a model on a folder of blurred/sharp pairs: per-image metrics, a summary, a report and panels.
+
+Metrics follow `nafft.metrics` (8-bit RGB, prediction clamped and rounded as the papers do): `psnr`, `ssim` (the
+MATLAB/BasicSR 2-D convention) and `ssim3d` (NAFNet's 3-D convention), for the prediction and, under `input_*`,
+for the blurred input itself. The prediction is rounded to uint8 once; metrics and the saved image
+(`--save-images`) use those same bytes, so metrics recomputed from the saved files give the same numbers.
+
+Outputs in OUT/:
+- `per_image.csv`: name, the six metrics, height, width, seconds (inference time);
+- `summary.json`: the means under the same keys, the settings, timing and any bad pairs;
+- `report.md`: the same for people, with best/worst images and the panels;
+- `images/NAME.png` (optional), `panels/*_compare.png` (blur | prediction | sharp | error map) and
+  `panels/*_fft.png` (log-magnitude spectra of blur | prediction | sharp) for a few images spread over the set.
+
+PSNR is `inf` for an image identical to its target; means leave such values out and count them
+(`psnr_identical`, `input_psnr_identical`) so that one identical pair does not make the mean infinite.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nafft.data.io import atomic_write_bytes, image_to_tensor, read_image, write_image
+from nafft.errors import UserError
+from nafft.metrics import METRICS, mean_finite, to_uint8
+
+log = logging.getLogger(__name__)
+
+METRIC_KEYS = tuple(METRICS) + tuple(f"input_{k}" for k in METRICS)
+CSV_COLUMNS = ("name", *METRIC_KEYS, "height", "width", "seconds")
+CONVENTIONS = {
+    "psnr": "8-bit RGB, prediction clamped to [0, 1] and rounded, MSE over all pixels and channels, no border crop",
+    "ssim": "MATLAB/BasicSR 2-D: per channel, 11x11 Gaussian (sigma 1.5), K1 0.01, K2 0.03, valid region, "
+    "mean over channels",
+    "ssim3d": "NAFNet 3-D: 11-tap Gaussian (sigma 1.5) along height, width and channels, replicate padding",
+}
+
+
+@dataclass
+class ImageRecord:
+    """Metrics and timing of one pair."""
+
+    name: str
+    metrics: dict[str, float]
+    height: int
+    width: int
+    seconds: float
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            **self.metrics,
+            "height": self.height,
+            "width": self.width,
+            "seconds": round(self.seconds, 4),
+        }
+
+
+@dataclass
+class EvalResult:
+    """Everything `evaluate` measured."""
+
+    records: list[ImageRecord]
+    summary: dict[str, Any]
+    problems: list[str] = field(default_factory=list)
+
+
+def pair_metrics(pred_u8: np.ndarray, blur_u8: np.ndarray, sharp_u8: np.ndarray) -> dict[str, float]:
+    """The six metrics of one pair, from 8-bit (H, W, 3) arrays."""
+    out = {}
+    for key, fn in METRICS.items():
+        out[key] = fn(pred_u8, sharp_u8)
+        out[f"input_{key}"] = fn(blur_u8, sharp_u8)
+    return out
+
+
+def summarize(records: Sequence[ImageRecord]) -> dict[str, Any]:
+    """Means of every metric over the records, plus counts of identical-image PSNRs left out of the means."""
+    summary: dict[str, Any] = {"images": len(records)}
+    for key in METRIC_KEYS:
+        mean, left_out = mean_finite(r.metrics[key] for r in records)
+        summary[key] = None if math.isnan(mean) else mean
+        if key.endswith("psnr"):
+            summary[f"{key}_identical"] = left_out
+    return summary
+
+
+def _panel_indices(count: int, panels: int) -> set[int]:
+    n = min(panels, count)
+    if n <= 0:
+        return set()
+    return {round(i * (count - 1) / max(1, n - 1)) for i in range(n)}
+
+
+def _safe_name(name: str) -> str:
+    return name.replace("/", "__").rsplit(".", 1)[0]
+
+
+def evaluate(
+    predictor: Callable,
+    pairs: Sequence,
+    out_dir: str | Path,
+    *,
+    save_images: bool = False,
+    panels: int = 4,
+    settings: dict[str, Any] | None = None,
+    problems: Sequence[str] = (),
+    on_image: Callable[[int, int, ImageRecord], None] | None = None,
+) -> EvalResult:
+    """Run `predictor` on every pair, measure, and write the CSV, summary, report and panels to `out_dir`.
+
+    Args:
+        predictor: maps a (3, H, W) float tensor in [0, 1] to the restored tensor (e.g. a `Predictor`).
+        pairs: `nafft.data.pairs.Pair`s (name, blur, sharp).
+        out_dir: the output folder (created).
+        save_images: also write every prediction to `images/NAME.png`.
+        panels: number of images (spread over the set) that get comparison and FFT panels.
+        settings: what to record about the run (checkpoint, TLC, device...) in the summary and report.
+        problems: pairs already found bad (listed in the outputs).
+        on_image: called after each image with (index, total, record), e.g. for progress and time estimates.
+
+    A pair that cannot be read is added to the problems and skipped.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    problems = list(problems)
+    records: list[ImageRecord] = []
+    chosen = _panel_indices(len(pairs), panels)
+    panel_files: list[tuple[str, Path, Path]] = []
+    start = time.perf_counter()
+    for index, pair in enumerate(pairs):
+        try:
+            blur = read_image(pair.blur)
+            sharp = read_image(pair.sharp)
+        except UserError as exc:
+            problems.append(f"unreadable: {exc}")
+            continue
+        if blur.rgb.shape != sharp.rgb.shape:
+            problems.append(f"size mismatch: {pair.blur} and {pair.sharp}")
+            continue
+        tick = time.perf_counter()
+        pred = predictor(image_to_tensor(blur.rgb))
+        seconds = time.perf_counter() - tick
+        pred_u8, blur_u8, sharp_u8 = to_uint8(pred), to_uint8(blur.rgb), to_uint8(sharp.rgb)
+        record = ImageRecord(
+            pair.name, pair_metrics(pred_u8, blur_u8, sharp_u8), blur.height, blur.width, seconds
+        )
+        records.append(record)
+        if save_images:
+            write_image(out_dir / "images" / (pair.name.rsplit(".", 1)[0] + ".png"), pred_u8)
+        if index in chosen:
+            stem = _safe_name(pair.name)
+            compare, spectra = (
+                out_dir / "panels" / f"{stem}_compare.png",
+                out_dir / "panels" / f"{stem}_fft.png",
+            )
+            write_image(compare, comparison_panel(blur_u8, pred_u8, sharp_u8, record))
+            write_image(spectra, fft_panel(blur_u8, pred_u8, sharp_u8))
+            panel_files.append((pair.name, compare, spectra))
+        if on_image is not None:
+            on_image(index, len(pairs), record)
+    summary = summarize(records)
+    summary["seconds_per_image"] = sum(r.seconds for r in records) / len(records) if records else None
+    summary["inference_seconds"] = sum(r.seconds for r in records)
+    summary["total_seconds"] = time.perf_counter() - start
+    summary["settings"] = dict(settings or {})
+    summary["conventions"] = CONVENTIONS
+    summary["problems"] = problems
+    _write_csv(out_dir / "per_image.csv", records)
+    atomic_write_bytes(out_dir / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
+    report = render_report(
+        records, summary, [(n, c.relative_to(out_dir), f.relative_to(out_dir)) for n, c, f in panel_files]
+    )
+    atomic_write_bytes(out_dir / "report.md", report.encode())
+    return EvalResult(records, summary, problems)
+
+
+def _format(value: float) -> str:
+    return "inf" if value == math.inf else repr(float(value))
+
+
+def _write_csv(path: Path, records: Sequence[ImageRecord]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for r in records:
+        row = r.row()
+        writer.writerow({k: _format(v) if k in METRIC_KEYS else v for k, v in row.items()})
+    atomic_write_bytes(path, buffer.getvalue().encode())
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def render_report(
+    records: Sequence[ImageRecord], summary: dict[str, Any], panels: Sequence[tuple[str, Path, Path]]
+) -> str:
+    """The Markdown report: settings, a metrics table, best and worst images, panels and problems."""
+    s = summary
+    lines = ["# Evaluation report", ""]
+    settings = s.get("settings", {})
+    if settings:
+        lines += [f"- {k}: {v}" for k, v in settings.items()]
+        lines.append("")
+    lines += [
+        f"{s['images']} images, {_fmt(s['seconds_per_image'], 3)} s per image (inference), "
+        f"{_fmt(s['total_seconds'], 1)} s in all.",
+        "",
+        "| | PSNR (dB) | SSIM (2-D) | SSIM (3-D) |",
+        "|---|---|---|---|",
+        f"| prediction | {_fmt(s['psnr'], 2)} | {_fmt(s['ssim'], 4)} | {_fmt(s['ssim3d'], 4)} |",
+        f"| blurred input | {_fmt(s['input_psnr'], 2)} | {_fmt(s['input_ssim'], 4)} | {_fmt(s['input_ssim3d'], 4)} |",
+        "",
+    ]
+    identical = s.get("psnr_identical", 0) + s.get("input_psnr_identical", 0)
+    if identical:
+        lines += [f"PSNR means leave out {identical} identical image(s) (PSNR = inf).", ""]
+    lines += ["Conventions:", ""] + [f"- {k}: {v}" for k, v in CONVENTIONS.items()] + [""]
+    finite = [
+        r for r in records if math.isfinite(r.metrics["psnr"]) and math.isfinite(r.metrics["input_psnr"])
+    ]
+    if len(finite) > 1:
+        ranked = sorted(finite, key=lambda r: r.metrics["psnr"] - r.metrics["input_psnr"])
+        k = min(5, len(ranked) // 2 or 1)
+        lines += ["| image | PSNR | input PSNR | gain |", "|---|---|---|---|"]
+        for tag, group in (("worst", ranked[:k]), ("best", ranked[::-1][:k])):
+            for r in group:
+                gain = r.metrics["psnr"] - r.metrics["input_psnr"]
+                lines.append(
+                    f"| {r.name} ({tag}) | {r.metrics['psnr']:.2f} | {r.metrics['input_psnr']:.2f} | {gain:+.2f} |"
+                )
+        lines.append("")
+    if panels:
+        lines += [
+            "## Panels",
+            "",
+            "blur | prediction | sharp | error map (|prediction - sharp| x 4), and log-magnitude "
+            "spectra of blur | prediction | sharp.",
+            "",
+        ]
+        for name, compare, spectra in panels:
+            lines += [
+                f"### {name}",
+                "",
+                f"![{name}]({compare.as_posix()})",
+                "",
+                f"![{name} spectra]({spectra.as_posix()})",
+                "",
+            ]
+    if s.get("problems"):
+        lines += ["## Problems", ""] + [f"- {p}" for p in s["problems"]] + [""]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------------ panels
+
+PANEL_WIDTH = 384  # each cell is scaled to this width at most
+MIN_CELL_WIDTH = 160
+ERROR_GAIN = 4.0
+
+
+def _heat(values: np.ndarray) -> np.ndarray:
+    """[0, 1] -> an (H, W, 3) uint8 black-red-yellow-white ramp."""
+    v = np.clip(values, 0.0, 1.0)[..., None]
+    rgb = np.clip(np.concatenate([3 * v, 3 * v - 1, 3 * v - 2], axis=-1), 0, 1)
+    return np.round(rgb * 255).astype(np.uint8)
+
+
+def _grid(cells: Sequence[np.ndarray], labels: Sequence[str]) -> np.ndarray:
+    from PIL import Image, ImageDraw
+
+    h, w = cells[0].shape[:2]
+    # large images shrink to PANEL_WIDTH; small ones grow by a whole factor to at least MIN_CELL_WIDTH
+    scale = PANEL_WIDTH / w if w > PANEL_WIDTH else float(-(-MIN_CELL_WIDTH // w))
+    cw, ch = max(1, round(w * scale)), max(1, round(h * scale))
+    label_h = 14
+    canvas = Image.new("RGB", (len(cells) * cw + (len(cells) - 1) * 2, ch + label_h), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for i, (cell, label) in enumerate(zip(cells, labels)):
+        im = Image.fromarray(cell)
+        if scale != 1.0:
+            im = im.resize((cw, ch), Image.Resampling.BILINEAR if scale < 1 else Image.Resampling.NEAREST)
+        x = i * (cw + 2)
+        canvas.paste(im, (x, label_h))
+        draw.text((x + 2, 1), label, fill=(0, 0, 0))
+    return np.asarray(canvas)
+
+
+def comparison_panel(
+    blur: np.ndarray, pred: np.ndarray, sharp: np.ndarray, record: ImageRecord | None = None
+) -> np.ndarray:
+    """blur | prediction | sharp | error map, as one uint8 RGB image; the error map is |pred - sharp| x 4."""
+    error = np.abs(pred.astype(np.float32) - sharp.astype(np.float32)).mean(axis=-1) / 255.0 * ERROR_GAIN
+    labels = ["blur", "prediction", "sharp", f"|error| x{ERROR_GAIN:g}"]
+    if record is not None:
+        labels[0] = f"blur {record.metrics['input_psnr']:.2f} dB"
+        labels[1] = f"prediction {record.metrics['psnr']:.2f} dB"
+    return _grid([blur, pred, sharp, _heat(error)], labels)
+
+
+def log_spectrum(image: np.ndarray) -> np.ndarray:
+    """log(1 + |FFT|) of the luma of an 8-bit RGB image, zero frequency centred."""
+    luma = image.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    return np.log1p(np.abs(np.fft.fftshift(np.fft.fft2(luma))))
+
+
+def fft_panel(blur: np.ndarray, pred: np.ndarray, sharp: np.ndarray) -> np.ndarray:
+    """Log-magnitude spectra of blur | prediction | sharp on one shared scale (motion blur shows as dark streaks)."""
+    spectra = [log_spectrum(x) for x in (blur, pred, sharp)]
+    lo = min(float(s.min()) for s in spectra)
+    hi = max(float(s.max()) for s in spectra)
+    cells = [_heat((s - lo) / max(hi - lo, 1e-12)) for s in spectra]
+    return _grid(cells, ["|FFT| blur", "|FFT| prediction", "|FFT| sharp"])
