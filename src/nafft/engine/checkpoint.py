@@ -130,11 +130,14 @@ def load_state(path: str | os.PathLike, device: str | torch.device = "cpu") -> d
         with safe_open(str(path), framework="pt", device=str(device)) as f:
             meta = (f.metadata() or {}).get(STATE_KEY)
             tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (OSError, ValueError, RuntimeError) as exc:
+    except Exception as exc:  # safetensors raises its own error type for corrupt headers
         raise CheckpointError(f"{path}: cannot read training state ({exc})") from None
     if meta is None:
         raise CheckpointError(f"{path}: not a nafft training state (no '{STATE_KEY}' metadata)")
-    return _decode(json.loads(meta), tensors)
+    try:
+        return _decode(json.loads(meta), tensors)
+    except (json.JSONDecodeError, KeyError) as exc:
+        raise CheckpointError(f"{path}: corrupt training state ({exc})") from None
 
 
 def state_files(folder: str | os.PathLike) -> list[tuple[int, Path]]:

@@ -181,6 +181,7 @@ class Trainer:
         self.nonfinite_run = 0
         self.amp_overflows = 0
         self.best: dict[str, Any] | None = None
+        self.input_scores: tuple[float, float] | None = None
         if resume_from is not None:
             self._load_state(*resume_from)
         elif self.dist.is_main:
@@ -499,10 +500,10 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------------------- validation
     @torch.no_grad()
-    def _evaluate(self, model: nn.Module, panels: list) -> torch.Tensor:
+    def _evaluate(self, model: nn.Module | None, panels: list) -> torch.Tensor:
         """Sums of (finite psnr, images with finite psnr, ssim, images) over this process's share of the
         validation set; identical images (PSNR = inf) are left out of the PSNR mean, as `nafft.metrics.mean_finite`
-        does."""
+        does. `model` None scores the blurry input itself."""
         from nafft.metrics import psnr, ssim
 
         data = self.config.data
@@ -510,15 +511,19 @@ class Trainer:
         if data.val_max_images:
             count = min(count, data.val_max_images)
         sums = torch.zeros(4, dtype=torch.float64)
-        was_training = model.training
-        model.eval()
+        was_training = model is not None and model.training
+        if model is not None:
+            model.eval()
         try:
             for index in range(self.dist.rank, count, self.dist.world_size):
                 item = self.val_set[index]
-                blur = item["blur"].unsqueeze(0).to(self.device)
-                if self.config.train.channels_last:
-                    blur = blur.contiguous(memory_format=torch.channels_last)
-                pred = model(blur).float().clamp_(0, 1)[0].cpu()
+                if model is None:
+                    pred = item["blur"]
+                else:
+                    blur = item["blur"].unsqueeze(0).to(self.device)
+                    if self.config.train.channels_last:
+                        blur = blur.contiguous(memory_format=torch.channels_last)
+                    pred = model(blur).float().clamp_(0, 1)[0].cpu()
                 sharp = item["sharp"]
                 value = psnr(pred, sharp)
                 finite = math.isfinite(value)
@@ -528,7 +533,8 @@ class Trainer:
                 if len(panels) < self.config.train.val_panels:
                     panels.append(torch.cat([item["blur"], pred, sharp], dim=-1))
         finally:
-            model.train(was_training)
+            if model is not None:
+                model.train(was_training)
         return sums
 
     def _validate(self) -> dict[str, Any]:
@@ -537,6 +543,10 @@ class Trainer:
             candidates["ema"] = self.ema.module
         record: dict[str, Any] = {"type": "val", "iter": self.iteration}
         panels: dict[str, list] = {}
+        if self.input_scores is None:  # the blurry input's scores, the bar a model has to clear
+            sums = dist_utils.all_reduce_sum(self._evaluate(None, []), self.dist)
+            self.input_scores = (float(sums[0]) / max(float(sums[1]), 1.0), float(sums[2]) / max(float(sums[3]), 1.0))
+        record["input_psnr"], record["input_ssim"] = self.input_scores
         for tag, model in candidates.items():
             panels[tag] = []
             sums = dist_utils.all_reduce_sum(self._evaluate(model, panels[tag]), self.dist)

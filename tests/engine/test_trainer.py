@@ -1,0 +1,254 @@
+"""The training loop end to end on a tiny model and tiny pair folders."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from nafft.cli import main
+from nafft.engine.checkpoint import latest_state, load_state
+from nafft.engine.config import build_config, load_config
+from nafft.engine.trainer import CONFIG_KEY, Callback, Trainer, TrainingDiverged, train
+from nafft.errors import CheckpointError, ConfigError, UserError
+from nafft.models import load_model, read_metadata
+
+from .training_fixtures import make_pair_data, one_thread, tiny_config, tiny_mapping
+
+
+@pytest.fixture(scope="module")
+def pair_data(tmp_path_factory):
+    return make_pair_data(tmp_path_factory)
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():
+    with one_thread():
+        yield
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def records(run_dir, kind):
+    lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["type"] == kind]
+
+
+def flat_weights(model):
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def test_short_run_learns_and_writes_loadable_checkpoints(pair_data, tmp_path):
+    cfg = tiny_config(
+        pair_data,
+        optim={"lr": 2e-3},
+        train={"iterations": 40, "checkpoint_every": 20, "val_every": 20, "log_every": 5, "ema": 0.9},
+    )
+    run = tmp_path / "run"
+    summary = train(cfg, run)
+    assert summary["iteration"] == 40 and summary["nonfinite_total"] == 0
+
+    logs = records(run, "train")
+    assert [r["iter"] for r in logs] == list(range(5, 45, 5))
+    assert all(r["loss"] == pytest.approx(r["loss_psnr"]) for r in logs)  # one term of weight 1
+    first, last = logs[0]["loss"], sum(r["loss"] for r in logs[-2:]) / 2
+    assert last < first - 1.0, (first, last)  # the PSNR loss is minus the PSNR: > 1 dB better on the crops
+    assert logs[0]["lr"] > logs[-1]["lr"] == pytest.approx(1e-6)
+    vals = records(run, "val")
+    assert [v["iter"] for v in vals] == [20, 40] and vals[0]["images"] == 2
+    assert all({"psnr", "ssim", "ema_psnr", "ema_ssim", "input_psnr"} <= set(v) for v in vals)
+
+    ckpt = run / "checkpoints"
+    names = {p.name for p in ckpt.iterdir()}
+    expected = {"iter_0000020.safetensors", "iter_0000040.safetensors", "ema_0000020.safetensors",
+                "ema_0000040.safetensors", "last.safetensors", "last_ema.safetensors", "best.safetensors",
+                "state_0000020.safetensors", "state_0000040.safetensors"}
+    assert names == expected
+    for name in expected - {"state_0000020.safetensors", "state_0000040.safetensors"}:
+        model = load_model(ckpt / name)
+        assert model.config.width == 8
+        meta = read_metadata(ckpt / name)
+        # the checkpoint alone documents its run
+        assert build_config(json.loads(meta[CONFIG_KEY])) == cfg
+    last = load_model(ckpt / "last.safetensors")
+    final = load_model(ckpt / "iter_0000040.safetensors")
+    assert torch.equal(flat_weights(last), flat_weights(final))
+    assert not torch.equal(flat_weights(last), flat_weights(load_model(ckpt / "last_ema.safetensors")))
+    best = read_metadata(ckpt / "best.safetensors")
+    assert best["nafft_weights"] == "ema" and int(best["nafft_iteration"]) == summary["best"]["iter"]
+    assert float(best["nafft_val_psnr"]) == pytest.approx(max(v["ema_psnr"] for v in vals), abs=1e-4)
+    assert load_config(run / "config.yaml") == cfg
+
+
+def test_refuses_to_overwrite_and_resume_checks_the_model(pair_data, tmp_path):
+    cfg = tiny_config(pair_data, train={"iterations": 3, "val_every": 0})
+    run = tmp_path / "run"
+    train(cfg, run)
+    before = (run / "checkpoints" / "last.safetensors").read_bytes()
+    with pytest.raises(UserError, match="already holds a run .*pass --resume"):
+        train(cfg, run)
+    assert (run / "checkpoints" / "last.safetensors").read_bytes() == before
+    wider = tiny_config(pair_data, model={"width": 16}, train={"iterations": 3})
+    with pytest.raises(CheckpointError, match="model in the config differs"):
+        train(wider, run, resume=True)
+    # resuming a finished run does nothing; --resume on an empty folder starts afresh
+    assert train(cfg, run, resume=True)["iteration"] == 3
+    assert train(cfg, tmp_path / "fresh", resume=True)["iteration"] == 3
+
+
+class _Poisoned:
+    """Wraps the criterion: the calls listed (0-based) return a NaN loss."""
+
+    def __init__(self, criterion, bad):
+        self.criterion, self.bad, self.calls = criterion, bad, 0
+        self.weights = criterion.weights
+
+    def __call__(self, pred, target):
+        total, parts = self.criterion(pred, target)
+        if self.bad is True or self.calls in self.bad:
+            total = total * float("nan")
+        self.calls += 1
+        return total, parts
+
+
+class _Snapshots(Callback):
+    def __init__(self, trainer):
+        self.trainer, self.weights, self.skipped = trainer, [flat_weights(trainer.net)], []
+
+    def on_step(self, iteration, stats):
+        self.weights.append(flat_weights(self.trainer.net))
+        self.skipped.append(stats["skipped"])
+
+
+def test_nonfinite_loss_skips_the_step_and_counts_it(pair_data, tmp_path):
+    cfg = tiny_config(pair_data, train={"iterations": 6, "ema": 0.5})
+    trainer = Trainer(cfg, tmp_path / "run")
+    trainer.criterion = _Poisoned(trainer.criterion, {1, 2})
+    snaps = trainer.callback = _Snapshots(trainer)
+    try:
+        summary = trainer.fit()
+    finally:
+        trainer.close()
+    assert summary["nonfinite_total"] == 2
+    assert snaps.skipped == [0, 1, 1, 0, 0, 0]
+    w = snaps.weights
+    assert torch.equal(w[2], w[1]) and torch.equal(w[3], w[2])  # skipped: no update
+    assert not torch.equal(w[4], w[3]) and torch.isfinite(w[-1]).all()
+    assert trainer.ema.updates == 4
+    logs = records(tmp_path / "run", "train")
+    assert [r["skipped"] for r in logs] == [0, 1, 2, 2, 2, 2]
+    assert "loss" not in logs[1] and logs[3]["loss"] == logs[3]["loss"]  # skipped steps leave no loss behind
+
+
+def test_too_many_nonfinite_losses_in_a_row_stop_the_run(pair_data, tmp_path):
+    cfg = tiny_config(pair_data, train={"iterations": 20, "max_nonfinite": 3})
+    trainer = Trainer(cfg, tmp_path / "run")
+    trainer.criterion = _Poisoned(trainer.criterion, True)
+    start = flat_weights(trainer.net)
+    try:
+        with pytest.raises(TrainingDiverged, match=r"stopped at iteration 3: 3 non-finite losses in a row"):
+            trainer.fit()
+    finally:
+        trainer.close()
+    assert torch.equal(flat_weights(trainer.net), start)
+
+
+def test_accumulation_and_precision_options(pair_data, tmp_path):
+    base = tiny_config(pair_data, train={"iterations": 2})
+    train(base, tmp_path / "a")
+    accum = tiny_config(pair_data, train={"iterations": 2, "accumulate": 2})
+    train(accum, tmp_path / "b")
+    a, b = records(tmp_path / "a", "train"), records(tmp_path / "b", "train")
+    # two micro-batches of 2 give the gradient of the batch of 4
+    assert b[0]["loss"] == pytest.approx(a[0]["loss"], rel=1e-6)
+    assert b[0]["grad_norm"] == pytest.approx(a[0]["grad_norm"], rel=1e-4)
+    bf16 = tiny_config(pair_data, train={"iterations": 2, "amp": "bf16", "channels_last": True},
+                       loss={"psnr": 1.0, "fft": 0.05, "edge": 0.05})
+    train(bf16, tmp_path / "c")
+    c = records(tmp_path / "c", "train")
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in c)
+    assert c[0]["loss"] == pytest.approx(a[0]["loss"] + 0.05 * c[0]["loss_fft"] + 0.05 * c[0]["loss_edge"], abs=0.3)
+    with pytest.raises(ConfigError, match=r"data\.batch_size \(4\) .* train\.accumulate \(3\)"):
+        train(tiny_config(pair_data, train={"accumulate": 3}), tmp_path / "d")
+
+
+def test_cli_train_resume_and_errors(pair_data, tmp_path, capsys):
+    cfg_path = tmp_path / "tiny.yaml"
+    cfg_path.write_text(yaml.safe_dump(tiny_mapping(pair_data, train={"iterations": 2, "val_every": 0})))
+    run = tmp_path / "run"
+    assert main(["train", "-c", str(cfg_path), "--out", str(run), "--no-progress", "--set", "train.seed=7"]) == 0
+    out = capsys.readouterr().out
+    assert "finished iteration 2; validation PSNR" in out and "last.safetensors" in out
+    assert load_config(run / "config.yaml").train.seed == 7
+    # --resume without -c reads the run's config; more iterations continue the run
+    assert main(["train", "--out", str(run), "--resume", "--no-progress", "--set", "train.iterations=3"]) == 0
+    assert latest_state(run / "checkpoints")[0] == 3
+    assert main(["train", "-c", str(cfg_path), "--out", str(tmp_path / "x"), "--set", "optim.lrr=1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "resuming with changed settings: train.iterations" in err[0]
+    assert err[-1] == f"nafft: error: {cfg_path}: unknown key 'optim.lrr' (did you mean 'optim.lr'?)"
+    assert main(["train", "--out", str(tmp_path / "y")]) == 2
+    assert "-c/--config is required" in capsys.readouterr().err
+
+
+_DRIVER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from nafft.engine.config import build_config
+    from nafft.engine.trainer import Callback, train
+    import json
+    mapping = json.loads(sys.argv[1])
+    run, mode = sys.argv[2], sys.argv[3]
+
+    class KillAt(Callback):
+        def on_step(self, iteration, stats):
+            if iteration == 7:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    train(build_config(mapping), run, resume=mode == "resume", callback=KillAt() if mode == "kill" else None)
+    """
+)
+
+
+def _drive(mapping, run, mode):
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-c", _DRIVER, json.dumps(mapping), str(run), mode], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_resume_after_sigkill_is_bit_identical(pair_data, tmp_path):
+    mapping = tiny_mapping(
+        pair_data,
+        data={"num_workers": 2},
+        loss={"psnr": 1.0, "fft": 0.01},
+        train={"iterations": 10, "checkpoint_every": 3, "val_every": 5, "log_every": 1, "ema": 0.9},
+    )
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    done = _drive(mapping, whole, "plain")
+    assert done.returncode == 0, done.stderr
+    dead = _drive(mapping, killed, "kill")
+    assert dead.returncode == -9, dead.stderr  # SIGKILL at iteration 7, after the checkpoint of iteration 6
+    assert latest_state(killed / "checkpoints")[0] == 6
+    assert max(r["iter"] for r in records(killed, "train")) == 7  # iteration 7 was logged, then lost
+    resumed = _drive(mapping, killed, "resume")
+    assert resumed.returncode == 0, resumed.stderr
+    for name in ("last.safetensors", "last_ema.safetensors", "best.safetensors"):
+        a, b = load_model(whole / "checkpoints" / name), load_model(killed / "checkpoints" / name)
+        for (key, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.equal(x, y), (name, key)
+    sa = load_state(whole / "checkpoints" / "state_0000010.safetensors")
+    sb = load_state(killed / "checkpoints" / "state_0000010.safetensors")
+    for key, x in sa["optimizer"]["state"][0].items():
+        assert torch.equal(x, sb["optimizer"]["state"][0][key])
+
+    def strip(rs):
+        return [{k: v for k, v in r.items() if k not in ("it_per_s", "images_per_s")} for r in rs]
+
+    # the metrics log of the resumed run reads as if it had never stopped
+    assert strip(records(killed, "train")) == strip(records(whole, "train"))
+    assert records(killed, "val") == records(whole, "val")
