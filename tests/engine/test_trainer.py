@@ -252,3 +252,18 @@ def test_resume_after_sigkill_is_bit_identical(pair_data, tmp_path):
     # the metrics log of the resumed run reads as if it had never stopped
     assert strip(records(killed, "train")) == strip(records(whole, "train"))
     assert records(killed, "val") == records(whole, "val")
+
+
+def test_tensorboard_scalars_and_panels(pair_data, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = tiny_config(pair_data, train={"iterations": 2, "val_every": 2, "log_every": 1, "tensorboard": True})
+    train(cfg, tmp_path / "run")
+    events = EventAccumulator(str(tmp_path / "run" / "tb"), size_guidance={"images": 0})
+    events.Reload()
+    scalars = events.Tags()["scalars"]
+    assert {"train/loss", "train/loss_psnr", "train/lr", "train/grad_norm", "val/psnr", "val/ssim"} <= set(scalars)
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2]
+    panel = events.Images("val_raw/0_blur_pred_sharp")[0]
+    assert (panel.width, panel.height) == (3 * 37, 30)  # blur | prediction | sharp of a 30x37 image

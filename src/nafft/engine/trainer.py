@@ -584,11 +584,13 @@ class Trainer:
                         self.tb.add_image(f"val_{tag}/{i}_blur_pred_sharp", panel.clamp(0, 1), self.iteration)
             self.callback.on_validation(record)
             log.info(
-                "iteration %d: validation PSNR %.3f dB, SSIM %.4f%s",
+                "iteration %d: validation PSNR %.3f dB, SSIM %.4f%s; blurry input %.3f dB, %.4f",
                 self.iteration,
                 record["psnr"],
                 record["ssim"],
-                f" (EMA {record['ema_psnr']:.3f} dB)" if "ema_psnr" in record else "",
+                f" (EMA {record['ema_psnr']:.3f} dB, {record['ema_ssim']:.4f})" if "ema_psnr" in record else "",
+                record["input_psnr"],
+                record["input_ssim"],
             )
         dist_utils.barrier(self.dist)
         return record
