@@ -1,6 +1,7 @@
 """The training loop end to end on a tiny model and tiny pair folders."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -173,6 +174,13 @@ def test_accumulation_and_precision_options(pair_data, tmp_path):
     c = records(tmp_path / "c", "train")
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in c)
     assert c[0]["loss"] == pytest.approx(a[0]["loss"] + 0.05 * c[0]["loss_fft"] + 0.05 * c[0]["loss_edge"], abs=0.3)
+    fp16 = tiny_config(pair_data, train={"iterations": 3, "amp": "fp16"})
+    train(fp16, tmp_path / "e")
+    f = records(tmp_path / "e", "train")
+    # the gradient scaler starts at 2^16 and halves on every overflow; those updates are skipped, not counted
+    # as non-finite, and leave no inf in the logs
+    assert f[-1]["amp_overflows"] >= 1 and f[-1]["amp_scale"] == 2.0**16 / 2 ** f[-1]["amp_overflows"]
+    assert f[-1]["skipped"] == 0 and all(math.isfinite(r.get("grad_norm", 0.0)) for r in f)
     with pytest.raises(ConfigError, match=r"data\.batch_size \(4\) .* train\.accumulate \(3\)"):
         train(tiny_config(pair_data, train={"accumulate": 3}), tmp_path / "d")
 

@@ -348,8 +348,13 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
-    def _step(self, blur: torch.Tensor, sharp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
-        """One update on this process's share of the batch: returns (loss terms vector, grad norm, skipped)."""
+    def _step(self, blur: torch.Tensor, sharp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, str]:
+        """One update on this process's share of the batch.
+
+        Returns:
+            (loss terms vector, gradient norm, status): status "ok", "skipped" (non-finite loss or gradient: no
+            update) or "overflow" (fp16 gradients overflowed: the scaler skipped the update and lowered its scale).
+        """
         loop, o = self.config.train, self.config.optim
         self.optimizer.zero_grad(set_to_none=True)
         n = loop.accumulate
@@ -383,19 +388,19 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             if self.scaler.is_enabled():
                 self.scaler.update()
-            return terms, grad_norm.detach(), True
+            return terms, grad_norm.detach(), "skipped"
         if self.scaler.is_enabled():
             scale = self.scaler.get_scale()
             self.scaler.step(self.optimizer)
             self.scaler.update()
             if self.scaler.get_scale() < scale:  # overflowing gradients: the scaler skipped the update
                 self.amp_overflows += 1
-                return terms, grad_norm.detach(), False
+                return terms, grad_norm.detach(), "overflow"
         else:
             self.optimizer.step()
         if self.ema is not None:
             self.ema.update(self.net)
-        return terms, grad_norm.detach(), False
+        return terms, grad_norm.detach(), "ok"
 
     # ----------------------------------------------------------------------------------------------- loop
     def fit(self) -> dict[str, Any]:
@@ -423,7 +428,8 @@ class Trainer:
                     blur = blur.contiguous(memory_format=torch.channels_last)
                     sharp = sharp.contiguous(memory_format=torch.channels_last)
                 lr = self.schedule.apply(self.optimizer, self.iteration)
-                terms, grad_norm, skipped = self._step(blur, sharp)
+                terms, grad_norm, status = self._step(blur, sharp)
+                skipped = status == "skipped"
                 self.iteration += 1
                 window_iters += 1
                 if skipped:
@@ -444,6 +450,7 @@ class Trainer:
                         )
                 else:
                     self.nonfinite_run = 0
+                if status == "ok":
                     window += torch.cat([terms, grad_norm.reshape(1).to(terms), terms.new_ones(1)])
                 it = self.iteration
                 if it % loop.log_every == 0 or it == total:
