@@ -53,7 +53,8 @@ def test_two_gloo_processes_match_one_process(tmp_path_factory, tmp_path):
     mapping = tiny_mapping(
         pair_data,
         data={"num_workers": 1},
-        train={"iterations": 4, "checkpoint_every": 2, "val_every": 4, "log_every": 1, "ema": 0.9},
+        # accumulate 2: each rank runs 2 micro-batches of 1, all-reducing only after the second (no_sync)
+        train={"iterations": 4, "checkpoint_every": 2, "val_every": 4, "log_every": 1, "ema": 0.9, "accumulate": 2},
     )
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(mapping))

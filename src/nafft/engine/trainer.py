@@ -188,9 +188,10 @@ class Trainer:
             log.info("starting a new run in %s", self.run_dir)
 
         wrapped: nn.Module = model
+        self.ddp: nn.parallel.DistributedDataParallel | None = None
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            wrapped = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+            wrapped = self.ddp = nn.parallel.DistributedDataParallel(model, device_ids=ids)
         if loop.compile:
             wrapped = torch.compile(wrapped)
         self.model = wrapped
@@ -364,8 +365,8 @@ class Trainer:
             s = sharp[j * self.micro_batch : (j + 1) * self.micro_batch]
             last = j == n - 1
             sync = contextlib.nullcontext()
-            if not last and isinstance(self.model, nn.parallel.DistributedDataParallel):
-                sync = self.model.no_sync()
+            if not last and self.ddp is not None:
+                sync = self.ddp.no_sync()  # accumulate locally; all-reduce on the last micro-batch only
             with sync:
                 with self._autocast():
                     pred = self.model(b)
