@@ -208,3 +208,55 @@ def test_tensor_helpers_round_trip():
     np.testing.assert_array_equal(tensor_to_image(tensor), rgb)
     np.testing.assert_array_equal(tensor_to_image(tensor[None]), rgb)
     assert image_to_tensor(np.full((2, 2, 3), 255, np.uint8)).max().item() == 1.0
+
+
+def _move_exif_after_pixels(data: bytes) -> bytes:
+    """Reorder PNG chunks so that eXIf follows the IDAT chunks (allowed by the PNG specification)."""
+    import struct
+
+    chunks, pos = [], 8
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        chunks.append(data[pos:pos + 12 + length])
+        pos += 12 + length
+    exif = [c for c in chunks if c[4:8] == b"eXIf"]
+    rest = [c for c in chunks if c[4:8] != b"eXIf"]
+    return data[:8] + b"".join(rest[:-1] + exif + rest[-1:])
+
+
+def test_decoding_only_the_top_rows(tmp_path):
+    pixels = _rng_image((40, 30, 3), seed=8)
+    deep = _rng_image((40, 30, 4), np.uint16, seed=9)
+    cases = {
+        "a.png": (write_image(tmp_path / "a.png", pixels), pixels, None),
+        "a.jpg": (write_image(tmp_path / "a.jpg", pixels), None, None),
+        "d.png": (write_image(tmp_path / "d.png", deep[..., :3], alpha=deep[..., 3], bit_depth=16),
+                  deep[..., :3], deep[..., 3]),
+    }
+    write_raw_png16(tmp_path / "i.png", deep, interlace=True)
+    cases["i.png"] = (tmp_path / "i.png", deep[..., :3], deep[..., 3])
+    for path, rgb, alpha in cases.values():
+        full_rgb, full_alpha, depth = decode_image(path)
+        for rows in (1, 17, 40, 99):
+            top_rgb, top_alpha, top_depth = decode_image(path, rows=rows)
+            assert top_depth == depth and top_rgb.shape == (min(rows, 40), 30, 3)
+            np.testing.assert_array_equal(top_rgb, full_rgb[:rows])
+            if rgb is not None:
+                np.testing.assert_array_equal(top_rgb, rgb[:rows])
+            if alpha is not None:
+                np.testing.assert_array_equal(top_alpha, alpha[:rows])
+
+
+def test_top_rows_of_a_png_turned_by_a_trailing_exif_chunk(tmp_path):
+    y, x = np.mgrid[0:12, 0:20]
+    pixels = np.stack([y * 20, x * 12, (x * y) % 256], axis=-1).astype(np.uint8)
+    im = PILImage.fromarray(pixels)
+    exif = im.getexif()
+    exif[0x0112] = 6
+    im.save(tmp_path / "o.png", exif=exif.tobytes())
+    (tmp_path / "late.png").write_bytes(_move_exif_after_pixels((tmp_path / "o.png").read_bytes()))
+    with PILImage.open(tmp_path / "late.png") as probe:
+        assert "exif" not in probe.info  # not visible before the pixels are read
+    expected = np.rot90(pixels, k=-1)
+    np.testing.assert_array_equal(decode_image(tmp_path / "late.png")[0], expected)
+    np.testing.assert_array_equal(decode_image(tmp_path / "late.png", rows=5)[0], expected[:5])

@@ -57,9 +57,9 @@ def load_pairs(roots: Roots, check_sizes: bool = True) -> list[Pair]:
     return pairs
 
 
-def _load_pair(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
-    blur, _, _ = decode_image(pair.blur)
-    sharp, _, _ = decode_image(pair.sharp)
+def _load_pair(pair: Pair, rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    blur, _, _ = decode_image(pair.blur, rows)
+    sharp, _, _ = decode_image(pair.sharp, rows)
     if blur.shape != sharp.shape:
         raise PairingError(pair.blur.parent, [
             f"size mismatch: {pair.blur} is {blur.shape[1]}x{blur.shape[0]} but {pair.sharp} is "
@@ -133,10 +133,11 @@ class PairedTrainDataset(Dataset):
     def __getitem__(self, k: int) -> dict:
         index, top, left, transform = self.sample_params(k)
         pair = self.pairs[index]
-        blur, sharp = _load_pair(pair)
-        if blur.shape[:2] != pair.size:
+        bottom = top + self.patch_size
+        blur, sharp = _load_pair(pair, rows=bottom)  # PNG rows below the crop are not decoded
+        if blur.shape[1] != pair.size[1] or blur.shape[0] < bottom:
             raise PairingError(pair.blur.parent, [f"{pair.blur}: size changed on disk since the scan "
-                                                  f"({blur.shape[1]}x{blur.shape[0]}, was {pair.size[1]}x{pair.size[0]})"])
+                                                  f"(was {pair.size[1]}x{pair.size[0]})"])
         out = {}
         for key, array in (("blur", blur), ("sharp", sharp)):
             out[key] = image_to_tensor(dihedral(crop(array, top, left, self.patch_size), transform))

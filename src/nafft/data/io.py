@@ -159,21 +159,40 @@ def _with_rawmode(tile, rawmode: str):
     return tile._replace(args=rawmode if isinstance(args, str) else (rawmode, *args[1:]))
 
 
-def _decode_png16(path: Path, im: PILImage.Image) -> np.ndarray | None:
+def _can_limit_rows(im: PILImage.Image, rows: int | None) -> bool:
+    """Whether decoding can stop after the first `rows` rows: non-interlaced PNG, not turned by EXIF (as far as
+    the chunks before the pixel data tell)."""
+    return not (rows is None or im.format != "PNG" or im.info.get("interlace") or len(im.tile) != 1
+                or rows >= im.size[1] or ("exif" in im.info and _orientation(im) != 1))
+
+
+def _limit_rows(im: PILImage.Image, rows: int | None) -> None:
+    """Make Pillow decode only the first `rows` rows (the rest of the image stays zero).
+
+    PNG stores rows top to bottom, so a crop near the top needs only part of the file decoded. Pillow skips the
+    rest of the pixel data and still reads the chunks after it (a trailing EXIF chunk included).
+    """
+    if rows is not None:
+        im.tile = [im.tile[0]._replace(extents=(0, 0, im.size[0], max(rows, 1)))]
+
+
+def _decode_png16(path: Path, im: PILImage.Image, rows: int | None) -> np.ndarray | None:
     """Exact samples of a 16-bit colour PNG as uint16 (H, W, C), or None when `im` is not one."""
     if im.format != "PNG" or len(im.tile) != 1:
         return None
-    tile = im.tile[0]
-    rawmode = _tile_rawmode(tile)
+    rawmode = _tile_rawmode(im.tile[0])
     if rawmode == "LA;16B":
-        im.tile = [_with_rawmode(tile, "RGBA")]  # four raw bytes per pixel: L hi, L lo, A hi, A lo
+        im.tile = [_with_rawmode(im.tile[0], "RGBA")]  # four raw bytes per pixel: L hi, L lo, A hi, A lo
+        _limit_rows(im, rows)
         raw = np.asarray(im).astype(np.uint16)
         return (raw[..., 0::2] << 8) | raw[..., 1::2]
     if rawmode not in _PNG16_LOW_BYTE:
         return None
+    _limit_rows(im, rows)
     high = np.asarray(im).astype(np.uint16)
     with _open(path) as again:
         again.tile = [_with_rawmode(again.tile[0], _PNG16_LOW_BYTE[rawmode])]
+        _limit_rows(again, rows)
         low = np.asarray(again).astype(np.uint16)
     return (high << 8) | low
 
@@ -209,8 +228,9 @@ def _decode_tiff16(path: Path) -> np.ndarray:
     return array
 
 
-def _decode_pillow(path: Path, im: PILImage.Image) -> np.ndarray:
+def _decode_pillow(path: Path, im: PILImage.Image, rows: int | None) -> np.ndarray:
     """8-bit (or 16-bit grayscale) samples as (H, W, C) with C in 1..4."""
+    _limit_rows(im, rows)
     mode = im.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
         return np.asarray(im).astype(np.uint16)[..., None]
@@ -236,31 +256,42 @@ def _decode_pillow(path: Path, im: PILImage.Image) -> np.ndarray:
     return array[..., None] if array.ndim == 2 else array
 
 
-def decode_image(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, int]:
+def decode_image(path: str | os.PathLike, rows: int | None = None) -> tuple[np.ndarray, np.ndarray | None, int]:
     """Integer pixels of an image file, EXIF orientation applied.
 
+    Args:
+        path: the image file.
+        rows: return only the top `rows` rows; non-interlaced PNGs then decode only those (a crop near the top
+            of a tile costs less).
+
     Returns:
-        rgb: (H, W, 3) uint8 or uint16; grayscale repeated to three channels.
+        rgb: (H, W, 3) uint8 or uint16 (H limited to `rows`); grayscale repeated to three channels.
         alpha: (H, W) of the same dtype, or None.
         bit_depth: 8 or 16.
 
     Raises:
         ImageReadError: missing, truncated or undecodable file, or an unsupported pixel format; names the file.
     """
-    path = Path(path)
+    return _decode(Path(path), rows, partial=True)
+
+
+def _decode(path: Path, rows: int | None, partial: bool) -> tuple[np.ndarray, np.ndarray | None, int]:
     with _open(path) as im:
+        limit = rows if partial and _can_limit_rows(im, rows) else None
         try:
             if _is_tiff16_colour(im):
                 array = _decode_tiff16(path)
             else:
-                array = _decode_png16(path, im)
+                array = _decode_png16(path, im, limit)
                 if array is None:
-                    array = _decode_pillow(path, im)
+                    array = _decode_pillow(path, im, limit)
             orientation = _orientation(im)
         except UserError:
             raise
         except (OSError, ValueError, SyntaxError, EOFError, PILImage.DecompressionBombError) as exc:
             raise ImageReadError(f"{path}: cannot decode image: {exc}") from None
+    if limit is not None and orientation != 1:
+        return _decode(path, rows, partial=False)  # an EXIF chunk after the pixels turns the image
     if array.ndim == 2:
         array = array[..., None]
     channels = array.shape[-1]
@@ -272,9 +303,9 @@ def decode_image(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None
         colour = np.repeat(colour, 3, axis=-1)
     elif colour.shape[-1] != 3:
         raise ImageReadError(f"{path}: unsupported number of channels ({channels})")
-    colour = np.ascontiguousarray(_orient(colour, orientation))
+    colour = np.ascontiguousarray(_orient(colour, orientation)[:rows])
     if alpha is not None:
-        alpha = np.ascontiguousarray(_orient(alpha, orientation))
+        alpha = np.ascontiguousarray(_orient(alpha, orientation)[:rows])
     bit_depth = 16 if colour.dtype == np.uint16 else 8
     return colour, alpha, bit_depth
 
