@@ -24,6 +24,8 @@ COMMANDS = {
     "eval": "eval",
     "deblur": "deblur",
     "export": "export",
+    "demo": "demo",
+    "ablate": "ablate",
 }
 
 

@@ -29,11 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (log lines instead)")
 
 
-class _Progress:
+class TrainProgress:
     """A tqdm bar with it/s, ETA, loss and lr; when the bar is off (no terminal) log lines replace it."""
 
-    def __init__(self, enabled: bool):
+    def __init__(self, enabled: bool, desc: str | None = None):
         self.enabled = enabled
+        self.desc = desc
         self.bar = None
 
     def on_start(self, start: int, total: int, run_dir: Path) -> None:
@@ -41,7 +42,8 @@ class _Progress:
 
         if start:
             log.info("resuming at iteration %d of %d", start, total)
-        self.bar = tqdm(total=total, initial=start, unit="it", dynamic_ncols=True, disable=not self.enabled or None)
+        self.bar = tqdm(total=total, initial=start, unit="it", desc=self.desc, dynamic_ncols=True,
+                        disable=not self.enabled or None)
 
     def on_step(self, iteration: int, stats: dict) -> None:
         if self.bar is not None and not self.bar.disable:
@@ -85,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     main_rank = int(os.environ.get("RANK", "0")) == 0
     if not main_rank:
         logging.getLogger().setLevel(logging.WARNING)
-    progress = _Progress(enabled=main_rank and not args.no_progress)
+    progress = TrainProgress(enabled=main_rank and not args.no_progress)
     with logging_redirect_tqdm():
         summary = train(config, args.out, resume=args.resume, callback=progress)
     if main_rank:

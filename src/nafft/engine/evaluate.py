@@ -278,7 +278,8 @@ def _heat(values: np.ndarray) -> np.ndarray:
     return np.round(rgb * 255).astype(np.uint8)
 
 
-def _grid(cells: Sequence[np.ndarray], labels: Sequence[str]) -> np.ndarray:
+def labelled_grid(cells: Sequence[np.ndarray], labels: Sequence[str]) -> np.ndarray:
+    """Same-sized uint8 RGB images side by side, each under its label, scaled to a readable panel width."""
     from PIL import Image, ImageDraw
 
     h, w = cells[0].shape[:2]
@@ -307,7 +308,7 @@ def comparison_panel(
     if record is not None:
         labels[0] = f"blur {record.metrics['input_psnr']:.2f} dB"
         labels[1] = f"prediction {record.metrics['psnr']:.2f} dB"
-    return _grid([blur, pred, sharp, _heat(error)], labels)
+    return labelled_grid([blur, pred, sharp, _heat(error)], labels)
 
 
 def log_spectrum(image: np.ndarray) -> np.ndarray:
@@ -322,4 +323,4 @@ def fft_panel(blur: np.ndarray, pred: np.ndarray, sharp: np.ndarray) -> np.ndarr
     lo = min(float(s.min()) for s in spectra)
     hi = max(float(s.max()) for s in spectra)
     cells = [_heat((s - lo) / max(hi - lo, 1e-12)) for s in spectra]
-    return _grid(cells, ["|FFT| blur", "|FFT| prediction", "|FFT| sharp"])
+    return labelled_grid(cells, ["|FFT| blur", "|FFT| prediction", "|FFT| sharp"])

@@ -1,0 +1,1 @@
+"""End-to-end jobs built from the library: the demo (`nafft demo`) and the ablation runner (`nafft ablate`)."""
