@@ -129,10 +129,11 @@ def run_demo(opts: DemoOptions, callback_factory=None, progress=None) -> dict[st
     plan = _resolve_plan(opts, configs)
     iterations = plan["iterations"]
     results: dict[str, RunResult] = {}
-    for name in opts.models:
-        config = _config(name, data, iterations, opts.seed)
+    for spec in opts.models:
+        name = Path(spec).stem  # a recipe name, or a config file's name
+        config = _config(spec, data, iterations, opts.seed)
         callback = callback_factory(name) if callback_factory else None
-        results[name] = train_and_evaluate(name, config, out / Path(name).stem, data.test, callback=callback)
+        results[name] = train_and_evaluate(name, config, out / name, data.test, callback=callback)
     summary = _summary(results, iterations, opts)
     atomic_write_bytes(out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
     _report(out, summary, results, data.test)
@@ -221,7 +222,7 @@ def _report(out: Path, summary: dict[str, Any], results: dict[str, RunResult], t
         lines += ["## Comparison panels", ""]
         lines += [f"![{p.stem}]({p.relative_to(out).as_posix()})" for p in panel_files]
         lines.append("")
-    lines += ["Per-model reports: " + ", ".join(f"[{n}]({Path(n).stem}/eval/report.md)" for n in names), ""]
+    lines += ["Per-model reports: " + ", ".join(f"[{n}]({n}/eval/report.md)" for n in names), ""]
     atomic_write_bytes(out / "report.md", "\n".join(lines).encode())
 
 

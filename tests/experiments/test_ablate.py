@@ -1,0 +1,49 @@
+import json
+
+import pytest
+
+from nafft.cli import main
+from nafft.experiments import runs
+from nafft.experiments.ablate import AblationOptions, run_ablation
+from nafft.experiments.runs import SynthPlan
+
+TINY_PLAN = SynthPlan(train_leaves=6, train_photos=0, val_pairs=1, test_leaves=2, test_photos=0,
+                      train_size=64, test_size=64)
+
+
+@pytest.mark.slow
+def test_ablation_table_equals_the_runs_and_finished_runs_are_skipped(tmp_path, tiny_configs, monkeypatch):
+    opts = AblationOptions(configs=tuple(map(str, tiny_configs)), iterations=6, seeds=2, out=tmp_path / "abl",
+                           plan=TINY_PLAN)
+    table = run_ablation(opts)
+    out = tmp_path / "abl"
+    rows = {row["name"]: row for row in table["rows"]}
+    assert list(rows) == ["base", "fft"]
+    for name, row in rows.items():
+        own = [json.loads((out / "runs" / name / f"seed{s}" / "eval" / "summary.json").read_text())
+               for s in (42, 43)]
+        assert row["psnr"] == [o["psnr"] for o in own]
+        assert row["ssim"] == [o["ssim"] for o in own]
+        assert row["psnr_mean"] == pytest.approx(sum(o["psnr"] for o in own) / 2)
+    assert rows["base"]["delta_psnr"] == 0
+    assert rows["fft"]["delta_psnr"] == pytest.approx(rows["fft"]["psnr_mean"] - rows["base"]["psnr_mean"])
+    assert rows["fft"]["params"] > rows["base"]["params"]  # the FFT skip blocks add weights
+    assert "loss psnr + 0.05 fft" in rows["fft"]["description"]
+    md = (out / "ablation.md").read_text()
+    for row in rows.values():
+        assert f"{row['psnr_mean']:.2f} +- {row['psnr_std']:.2f}" in md
+    assert json.loads((out / "ablation.json").read_text()) == table
+    assert (out / "ablation_curves.png").stat().st_size > 1000
+
+    # Re-run: nothing is trained or evaluated again, and the table is the same.
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished run was trained or evaluated again")
+
+    monkeypatch.setattr("nafft.engine.trainer.train", refuse)
+    monkeypatch.setattr(runs, "evaluate_run", refuse)
+    assert run_ablation(opts) == table
+
+
+def test_ablate_cli_needs_train_and_test_together(tmp_path, capsys):
+    assert main(["ablate", "--train", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
+    assert "--train and --test go together" in capsys.readouterr().err
