@@ -142,3 +142,5 @@ def test_tiled_eval_equals_whole_for_a_local_network(tmp_path):
     )
     # blending rounds differently by ~1e-7, which can flip the 8-bit rounding of a pixel or two
     assert tiled.records[0].metrics == pytest.approx(whole.records[0].metrics, rel=1e-6)
+    assert (whole.records[0].tiles, tiled.records[0].tiles) == (0, 6)
+    assert "tiles" in (tmp_path / "b" / "per_image.csv").read_text().splitlines()[0]

@@ -6,7 +6,7 @@ for the blurred input itself. The prediction is rounded to uint8 once; metrics a
 (`--save-images`) use those same bytes, so metrics recomputed from the saved files give the same numbers.
 
 Outputs in OUT/:
-- `per_image.csv`: name, the six metrics, height, width, seconds (inference time);
+- `per_image.csv`: name, the six metrics, height, width, seconds (inference time), tiles (0: whole image);
 - `summary.json`: the means under the same keys, the settings, timing and any bad pairs;
 - `report.md`: the same for people, with best/worst images and the panels;
 - `images/NAME.png` (optional), `panels/*_compare.png` (blur | prediction | sharp | error map) and
@@ -38,7 +38,7 @@ from nafft.metrics import METRICS, mean_finite, to_uint8
 log = logging.getLogger(__name__)
 
 METRIC_KEYS = tuple(METRICS) + tuple(f"input_{k}" for k in METRICS)
-CSV_COLUMNS = ("name", *METRIC_KEYS, "height", "width", "seconds")
+CSV_COLUMNS = ("name", *METRIC_KEYS, "height", "width", "seconds", "tiles")
 CONVENTIONS = {
     "psnr": "8-bit RGB, prediction clamped to [0, 1] and rounded, MSE over all pixels and channels, no border crop",
     "ssim": "MATLAB/BasicSR 2-D: per channel, 11x11 Gaussian (sigma 1.5), K1 0.01, K2 0.03, valid region, "
@@ -56,6 +56,7 @@ class ImageRecord:
     height: int
     width: int
     seconds: float
+    tiles: int = 0
 
     def row(self) -> dict[str, Any]:
         return {
@@ -64,6 +65,7 @@ class ImageRecord:
             "height": self.height,
             "width": self.width,
             "seconds": round(self.seconds, 4),
+            "tiles": self.tiles,
         }
 
 
@@ -153,9 +155,9 @@ def evaluate(
         pred = predictor(image_to_tensor(blur.rgb))
         seconds = time.perf_counter() - tick
         pred_u8, blur_u8, sharp_u8 = to_uint8(pred), to_uint8(blur.rgb), to_uint8(sharp.rgb)
-        record = ImageRecord(
-            pair.name, pair_metrics(pred_u8, blur_u8, sharp_u8), blur.height, blur.width, seconds
-        )
+        tiles = int(getattr(predictor, "last_tiles", 0))
+        metrics = pair_metrics(pred_u8, blur_u8, sharp_u8)
+        record = ImageRecord(pair.name, metrics, blur.height, blur.width, seconds, tiles)
         records.append(record)
         if save_images:
             write_image(out_dir / "images" / (pair.name.rsplit(".", 1)[0] + ".png"), pred_u8)

@@ -31,10 +31,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_OVERLAP = 32
 MIN_AUTO_TILE = 256
-# Measured peak activation memory of a NAFNet forward (no_grad, float32): ~11-12 x H x W x width x 4 bytes for
-# nafnet-small, -w32 and nafft-v4-small at 512 and 1024 px (benchmarks/bench_inference.py --memory prints it);
-# 14 leaves head-room.
-ACTIVATION_FACTOR = 14.0
+# Memory one whole-image NAFNet forward adds (inference mode, float32), in units of H x W x width x 4 bytes, measured
+# by `benchmarks/bench_inference.py --sections activations`: 10.5-11.2 with jemalloc, 11.2-17.4 with glibc malloc
+# (nafnet-small and -w32 at 512 and 1024 px). 18 covers both.
+ACTIVATION_FACTOR = 18.0
 
 
 class DeviceError(UserError):
@@ -178,7 +178,15 @@ class Predictor:
         if self.tile is not None:
             return self.tile if self.tile < max(height, width) else None
         element = 2 if self.dtype == torch.float16 else 4
-        return auto_tile(self.model, height, width, self.memory_budget, element)
+        tile = auto_tile(self.model, height, width, self.memory_budget, element)
+        if tile is not None:
+            need = estimate_memory(self.model, height, width, element) / 2**30
+            log.info(
+                "%dx%d needs about %.1f GiB for a whole-image pass, more than the %.1f GiB budget: tiles of %d px "
+                "(--tile and --memory-budget change this)",
+                width, height, need, self.memory_budget / 2**30, tile,
+            )  # fmt: skip
+        return tile
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         """Model output for a CPU or device batch; returned float32 on the CPU."""
