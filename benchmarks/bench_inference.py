@@ -37,8 +37,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nafft.data.io import write_image  # noqa: E402
-from nafft.inference import Predictor  # noqa: E402
-from nafft.models import build_model, disable_tlc, enable_tlc, load_model, save_model  # noqa: E402
+from nafft.inference import Predictor, load_for_inference  # noqa: E402
+from nafft.models import build_model, disable_tlc, enable_tlc, save_model  # noqa: E402
 
 SECTIONS = ("tiling", "onnx", "memory", "activations")
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,11 +97,15 @@ def interleaved(fns: dict, runs: int) -> dict[str, float]:
 
 
 def bench_tiling(args) -> dict:
-    model = load_model(args.checkpoint) if args.checkpoint else random_model("nafnet-small")
+    if args.checkpoint:
+        loaded = load_for_inference(args.checkpoint)
+        model, train_size = loaded.model, loaded.train_size
+    else:
+        model, train_size = random_model("nafnet-small"), 256
     x = torch.from_numpy(photo(1024, 1024)).permute(2, 0, 1).contiguous()
-    out = {}
+    out = {"tlc_train_size": train_size}
     for tlc in (True, False):
-        (enable_tlc(model, 256) if tlc else disable_tlc(model))
+        (enable_tlc(model, train_size) if tlc else disable_tlc(model))
         whole = Predictor(model, device="cpu", tile=0)
         tiled = Predictor(model, device="cpu", tile=512)
         t = interleaved({"whole": lambda p=whole: p(x), "tiled": lambda p=tiled: p(x)}, args.runs)
@@ -109,7 +113,7 @@ def bench_tiling(args) -> dict:
         key = "tlc" if tlc else "global_pooling"
         out[key] = {"whole_s": t["whole"], "tiled_s": t["tiled"], "tiled_over_whole": t["tiled"] / t["whole"],
                     "tiles": tiled.last_tiles, "overlap": tiled.overlap, "psnr_tiled_vs_whole_db": seam}
-        print(f"tiling 1024x1024 nafnet-small {key}: whole {t['whole']:.2f} s, tiled (512, overlap "
+        print(f"tiling 1024x1024 {key} (train size {train_size}): whole {t['whole']:.2f} s, tiled (512, overlap "
               f"{tiled.overlap}, {tiled.last_tiles} tiles) {t['tiled']:.2f} s, ratio {t['tiled'] / t['whole']:.2f}; "
               f"PSNR(tiled, whole) {seam:.2f} dB", flush=True)
     return out

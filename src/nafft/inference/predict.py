@@ -171,14 +171,14 @@ class Predictor:
         self.multiple = padder_size(model)
         self.last_tiles = 0  # tiles used by the last call (0: whole image)
 
-    def tile_for(self, height: int, width: int) -> int | None:
-        """The tile side used for an (H, W) image, None for a whole-image pass."""
+    def tile_for(self, height: int, width: int, batch: int = 1) -> int | None:
+        """The tile side used for a batch of (H, W) images, None for a whole-image pass."""
         if self.tile == 0:
             return None
         if self.tile is not None:
             return self.tile if self.tile < max(height, width) else None
         element = 2 if self.dtype == torch.float16 else 4
-        tile = auto_tile(self.model, height, width, self.memory_budget, element)
+        tile = auto_tile(self.model, height, width, self.memory_budget // max(1, batch), element)
         if tile is not None:
             need = estimate_memory(self.model, height, width, element) / 2**30
             log.info(
@@ -204,7 +204,7 @@ class Predictor:
         if x.ndim != 4:
             raise ValueError(f"expected (3, H, W) or (B, 3, H, W), got shape {tuple(image.shape)}")
         h, w = x.shape[-2:]
-        tile = self.tile_for(h, w)
+        tile = self.tile_for(h, w, x.shape[0])
         if tile is None:
             self.last_tiles = 0
             out = self._forward(x)
