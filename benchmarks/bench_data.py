@@ -4,10 +4,12 @@
 
 Sections:
   loader  PairedTrainDataset + SampleSampler through a DataLoader: random 256 crops (+ flips/rotations) from
-          512x512 PNG tiles, batch 8, with 0 and 2 workers; pairs/s.
+          512x512 PNG tiles, batch 8, with 0 and 2 workers; pairs/s, and CPU ms per pair.
   train   training steps (forward + PSNR loss + backward + AdamW) at 256x256: nafnet-small batch 8 and nafnet-w32
           batch 4, on an in-memory batch; steps/s and the pairs/s they consume. The ratio loader / train says
-          how many times faster the loader is than the model needs.
+          how many times faster the loader is than the model needs; on a CPU shared by loader and model the CPU
+          ratio (process time, which other jobs on the machine disturb much less than wall time) is the one that
+          counts.
   fed     nafnet-small steps fed by the 2-worker loader against steps on a fixed in-memory batch, alternated in
           blocks: the slowdown is what the loader costs on a shared CPU (workers and model share the cores).
   synth   `synthesize_pairs` defaults (dead leaves, gopro blur) at 256x256: pairs/s with 1 and 2 workers, the
@@ -20,6 +22,7 @@ are synthesised from scikit-image's photographs (natural-image PNG statistics) i
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -38,6 +41,16 @@ from nafft.losses import psnr_loss  # noqa: E402
 from nafft.models import build_model  # noqa: E402
 
 SECTIONS = ("loader", "train", "fed", "synth")
+
+
+def loader_cpu_ms(dataset, samples: int) -> float:
+    """CPU milliseconds per sample in this process (decode, crop, flip, to tensor): what the loader takes from
+    the cores whatever they are shared with."""
+    dataset[0]
+    start = time.process_time()
+    for k in range(1, samples + 1):
+        dataset[k]
+    return (time.process_time() - start) / samples * 1000
 
 
 def loader_rate(dataset, batch: int, workers: int, batches: int, start: int = 0) -> float:
@@ -71,15 +84,17 @@ def make_step(name: str, batch: int):
     return step
 
 
-def median_time(fn, runs: int, warmup: int = 1) -> float:
+def median_time(fn, runs: int, warmup: int = 1) -> tuple[float, float]:
+    """Median wall and CPU (all threads) seconds per call."""
     for _ in range(warmup):
         fn()
-    times = []
+    wall, cpu = [], []
     for _ in range(runs):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def main() -> None:
@@ -89,8 +104,13 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=12, help="loader batches timed")
     parser.add_argument("--steps", type=int, default=5, help="timed training steps (w32 uses fewer)")
     parser.add_argument("--synth-count", type=int, default=48)
+    parser.add_argument("--threads", type=int, help="torch threads of this process (default: torch's choice); with "
+                        "other jobs on a 2-core machine, 2 OpenMP threads can be many times slower than 1")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f} (others' work on a shared machine slows every figure)")
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         tiles = args.tiles
@@ -108,16 +128,20 @@ def main() -> None:
                 rate = loader_rate(dataset, 8, workers, args.batches)
                 results[f"loader{workers}"] = rate
                 print(f"  {workers} workers: {rate:7.1f} pairs/s")
+            results["loader_cpu"] = loader_cpu_ms(dataset, 8 * args.batches)
+            print(f"  CPU per pair: {results['loader_cpu']:.1f} ms")
 
         if "train" in args.sections:
             print("\n## train step at 256x256 (forward + PSNR loss + backward + AdamW, in-memory batch)")
             for name, batch, runs in (("nafnet-small", 8, args.steps), ("nafnet-w32", 4, max(2, args.steps // 2))):
-                seconds = median_time(make_step(name, batch), runs)
+                seconds, cpu = median_time(make_step(name, batch), runs)
                 results[name] = batch / seconds
-                line = f"  {name:<13} batch {batch}: {seconds * 1000:8.0f} ms/step = {batch / seconds:6.1f} pairs/s"
+                print(f"  {name:<13} batch {batch}: {seconds * 1000:8.0f} ms/step = {batch / seconds:6.2f} pairs/s, "
+                      f"CPU {cpu / batch * 1000:7.0f} ms per pair")
                 if "loader2" in results:
-                    line += f"   loader (2 workers) is x{results['loader2'] / (batch / seconds):.1f} faster"
-                print(line)
+                    print(f"    wall: the 2-worker loader delivers x{results['loader2'] / (batch / seconds):.1f} the "
+                          f"pairs this step consumes; CPU: loading a pair costs "
+                          f"{100 * results['loader_cpu'] / (cpu / batch * 1000):.1f}% of training on it")
 
         if "fed" in args.sections:
             print("\n## nafnet-small batch 8 fed by the 2-worker loader vs a fixed batch (alternating blocks)")
@@ -155,6 +179,7 @@ def main() -> None:
             q = np.percentile(psnrs, [0, 10, 50, 90, 100])
             print(f"  input PSNR of {len(psnrs)} pairs (dB): min {q[0]:.1f}, p10 {q[1]:.1f}, median {q[2]:.1f}, "
                   f"p90 {q[3]:.1f}, max {q[4]:.1f}")
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
