@@ -113,6 +113,7 @@ def interleaved(variants: dict, batch: tuple[torch.Tensor, torch.Tensor], rounds
             _sync(device)
             if r >= warmup:
                 times[name].append(time.perf_counter() - start)
+        print(f"  round {r + 1}/{warmup + rounds} done", file=sys.stderr, flush=True)
     return {name: statistics.median(ts) for name, ts in times.items()}, times
 
 

@@ -204,7 +204,7 @@ class LoopConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("keep_checkpoints", "val_every", "val_panels"):
+        for name in ("seed", "keep_checkpoints", "val_every", "val_panels"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train.{name} must not be negative, got {getattr(self, name)}")
         if not (self.ema == 0 or 0 < self.ema < 1):
