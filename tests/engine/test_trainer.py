@@ -229,6 +229,7 @@ def _drive(mapping, run, mode):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_is_bit_identical(pair_data, tmp_path):
     mapping = tiny_mapping(
         pair_data,
