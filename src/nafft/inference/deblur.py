@@ -15,14 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from nafft.data.io import (
-    image_to_tensor,
-    is_image_file,
-    list_images,
-    read_image,
-    tensor_to_image,
-    write_image,
-)
+import numpy as np
+import torch
+
+from nafft.data.io import decode_image, is_image_file, list_images, to_float, write_image
 from nafft.errors import UserError
 from nafft.inference.predict import Predictor
 
@@ -119,26 +115,44 @@ def plan_jobs(inputs: list[tuple[Path, Path]], out_dir: str | Path) -> tuple[lis
     return jobs, problems
 
 
+def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """uint8/uint16 (H, W, 3) -> float32 (3, H, W) in [0, 1], as `nafft.data.io.to_float`, without an HWC float copy."""
+    return torch.from_numpy(to_float(np.ascontiguousarray(rgb.transpose(2, 0, 1))))
+
+
+def _quantize_(pred: torch.Tensor, bit_depth: int) -> np.ndarray:
+    """(3, H, W) float -> (H, W, 3) uint8/uint16, in place on `pred`; the same rounding as `data.io.quantize`."""
+    scale = 65535.0 if bit_depth == 16 else 255.0
+    pred.clamp_(0.0, 1.0).mul_(scale).add_(0.5).floor_()
+    return pred.numpy().transpose(1, 2, 0).astype(np.uint16 if bit_depth == 16 else np.uint8)
+
+
 def deblur_file(job: Job, predictor: Predictor) -> JobResult:
-    """Read, predict and write one image; a file that cannot be read or written gives a result with `error`."""
+    """Read, predict and write one image; a file that cannot be read or written gives a result with `error`.
+
+    Large images stay within a few full-size buffers: the integer pixels, the float input, the float output
+    (quantised in place) and the integer output.
+    """
     result = JobResult(job)
     try:
-        image = read_image(job.source)
+        rgb, alpha, bit_depth = decode_image(job.source)
     except UserError as exc:
         result.error = str(exc)
         return result
-    result.size = (image.height, image.width)
-    result.bit_depth = image.bit_depth
-    result.alpha = image.alpha is not None
-    x = image_to_tensor(image.rgb)
-    image.rgb = None  # the float copy is not needed any more: keep the peak memory of large images down
+    result.size = (int(rgb.shape[0]), int(rgb.shape[1]))
+    result.bit_depth = bit_depth
+    result.alpha = alpha is not None
+    x = _to_tensor(rgb)
+    del rgb
     start = time.perf_counter()
     pred = predictor(x)
     result.seconds = time.perf_counter() - start
     result.tiles = predictor.last_tiles
     del x
+    pixels = _quantize_(pred, bit_depth)
+    del pred
     try:
-        write_image(job.target, tensor_to_image(pred), alpha=image.alpha, bit_depth=image.bit_depth)
+        write_image(job.target, pixels, alpha=alpha, bit_depth=bit_depth)
     except (UserError, OSError) as exc:
         result.error = str(exc) if isinstance(exc, UserError) else f"{job.target}: cannot write: {exc}"
     return result

@@ -191,7 +191,8 @@ class Predictor:
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         """Model output for a CPU or device batch; returned float32 on the CPU."""
         x = x.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
-        with torch.inference_mode():
+        # no_grad rather than inference_mode: callers may modify the result in place (deblur quantises it)
+        with torch.no_grad():
             if self.self_ensemble:
                 y = self_ensemble(self.model, x)
             else:
