@@ -57,6 +57,16 @@ def cl(model):
     return model.to(memory_format=torch.channels_last)
 
 
+def trained_looking(model):
+    """Non-zero beta/gamma (zero at initialisation, which would hide every branch from the output) and D."""
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith((".beta", ".gamma", ".D")):
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
+    return model
+
+
 def section_forward(args):
     x = torch.rand(1, 3, 256, 256)
     ours = build_model("nafnet-w32").eval()
@@ -77,11 +87,8 @@ def section_forward(args):
 
 def section_fold(args):
     x = torch.rand(1, 3, 256, 256)
-    doconv = build_model("nafft-v4-w32").eval()
+    doconv = trained_looking(build_model("nafft-v4-w32").eval())
     with torch.no_grad():
-        for name, p in doconv.named_parameters():
-            if name.endswith(".D"):
-                p.normal_(std=0.05)  # a trained-looking D, so that folding has something to fold
         before = doconv(x)
     folded = reparameterize(doconv)
     plain = build_model("nafft-v4-w32").eval()
@@ -120,23 +127,28 @@ def section_train(args):
 
 def section_fft(args):
     x = torch.rand(1, 3, 256, 256)
+    xcl = x.contiguous(memory_format=torch.channels_last)
     base = build_model("nafnet-w32").eval()
     fft = build_model(base.config.replace(skip="fft")).eval()
     v1 = build_model("nafft-v1-w32").eval()
     v2 = build_model("nafft-v2-w32").eval()
+    base_cl, fft_cl = cl(build_model(base.config).eval()), cl(build_model(fft.config).eval())
     times = time_interleaved(
         {"nafnet-w32": infer(base, x), "nafnet-w32 + FFT skips": infer(fft, x),
-         "nafft-v1-w32 (ECA)": infer(v1, x), "nafft-v2-w32 (ECA + FFT skips)": infer(v2, x)},
+         "nafft-v1-w32 (ECA)": infer(v1, x), "nafft-v2-w32 (ECA + FFT skips)": infer(v2, x),
+         "nafnet-w32 channels_last": infer(base_cl, xcl), "nafnet-w32 + FFT skips channels_last": infer(fft_cl, xcl)},
         runs=args.runs,
     )
     report("fft: FFT residual blocks on the skips, 256x256", times, "nafnet-w32")
-    print(f"  v2 / v1 = x{med_ms(times['nafft-v2-w32 (ECA + FFT skips)']) / med_ms(times['nafft-v1-w32 (ECA)']):.3f}")
+    for a, b in (("nafft-v2-w32 (ECA + FFT skips)", "nafft-v1-w32 (ECA)"),
+                 ("nafnet-w32 + FFT skips channels_last", "nafnet-w32 channels_last")):
+        print(f"  {a} / {b} = x{med_ms(times[a]) / med_ms(times[b]):.3f}")
 
 
 def section_tlc(args):
     size = args.tlc_size
     x = torch.rand(1, 3, size, size)
-    glob = build_model("nafnet-w32").eval()
+    glob = trained_looking(build_model("nafnet-w32").eval())
     local = enable_tlc(build_model("nafnet-w32").eval(), 256)
     ref_glob = RefNAFNet(width=32, enc=(1, 1, 1, 28)).eval()
     ref_local = RefNAFNet(width=32, enc=(1, 1, 1, 28)).eval()
@@ -159,20 +171,23 @@ def section_tlc(args):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("sections", nargs="*", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument("sections", nargs="*", metavar="SECTION", help=f"some of {', '.join(SECTIONS)} (default: all)")
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--train-size", type=int, default=128)
     parser.add_argument("--train-batch", type=int, default=2)
     parser.add_argument("--tlc-size", type=int, default=512)
     args = parser.parse_args()
+    unknown = [s for s in args.sections if s not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     jemalloc = "jemalloc" in os.environ.get("LD_PRELOAD", "")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
           f"allocator: {'jemalloc' if jemalloc else 'default (glibc) - preload jemalloc for stable CPU timings'}")
-    for name in args.sections:
+    for name in args.sections or SECTIONS:
         globals()[f"section_{name}"](args)
 
 
