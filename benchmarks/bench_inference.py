@@ -23,7 +23,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -149,18 +148,24 @@ def bench_onnx(args) -> dict:
             "ort_over_pytorch": t["onnxruntime"] / t["pytorch"], "max_abs_diff": diff, "export_s": export_s}
 
 
+# Linux carries a process's pre-exec resident size into its ru_maxrss, so a child forked straight from this (large)
+# process would report at least our own size. A small Python process in between forks the measured command and
+# reports that grandchild's peak alone.
+_MEASURE = (
+    "import json, resource, subprocess, sys, time\n"
+    "start = time.perf_counter(); proc = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+    "print(json.dumps({'maxrss_kib': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, 'code': proc.returncode,"
+    " 'seconds': time.perf_counter() - start, 'stderr': proc.stderr[-2000:]}))\n"
+)
+
+
 def _child_peak_rss(cmd: list[str], env: dict) -> tuple[float, float, int]:
-    """(peak RSS MiB, seconds, exit code) of a child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if proc.returncode:
-        print(proc.stderr[-2000:], file=sys.stderr)
-    if peak <= before:
-        print("warning: a previous child had a higher peak; the figure below is a lower bound", file=sys.stderr)
-    return peak / 1024, seconds, proc.returncode
+    """(peak RSS MiB, seconds, exit code) of a command run in a fresh process tree."""
+    proc = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], env=env, capture_output=True, text=True)
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    if report["code"]:
+        print(report["stderr"], file=sys.stderr)
+    return report["maxrss_kib"] / 1024, report["seconds"], report["code"]
 
 
 def bench_memory(args) -> dict:
