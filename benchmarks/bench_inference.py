@@ -74,7 +74,11 @@ def photo(height: int, width: int) -> np.ndarray:
     except ImportError:
         rng = np.random.default_rng(0)
         coarse = torch.from_numpy(rng.random((1, 3, height // 16, width // 16), dtype=np.float32))
-        return torch.nn.functional.interpolate(coarse, (height, width), mode="bicubic")[0].permute(1, 2, 0).numpy()
+        return (
+            torch.nn.functional.interpolate(coarse, (height, width), mode="bicubic")[0]
+            .permute(1, 2, 0)
+            .numpy()
+        )
 
 
 def psnr_between(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -110,11 +114,20 @@ def bench_tiling(args) -> dict:
         t = interleaved({"whole": lambda p=whole: p(x), "tiled": lambda p=tiled: p(x)}, args.runs)
         seam = psnr_between(tiled(x), whole(x))
         key = "tlc" if tlc else "global_pooling"
-        out[key] = {"whole_s": t["whole"], "tiled_s": t["tiled"], "tiled_over_whole": t["tiled"] / t["whole"],
-                    "tiles": tiled.last_tiles, "overlap": tiled.overlap, "psnr_tiled_vs_whole_db": seam}
-        print(f"tiling 1024x1024 {key} (train size {train_size}): whole {t['whole']:.2f} s, tiled (512, overlap "
-              f"{tiled.overlap}, {tiled.last_tiles} tiles) {t['tiled']:.2f} s, ratio {t['tiled'] / t['whole']:.2f}; "
-              f"PSNR(tiled, whole) {seam:.2f} dB", flush=True)
+        out[key] = {
+            "whole_s": t["whole"],
+            "tiled_s": t["tiled"],
+            "tiled_over_whole": t["tiled"] / t["whole"],
+            "tiles": tiled.last_tiles,
+            "overlap": tiled.overlap,
+            "psnr_tiled_vs_whole_db": seam,
+        }
+        print(
+            f"tiling 1024x1024 {key} (train size {train_size}): whole {t['whole']:.2f} s, tiled (512, overlap "
+            f"{tiled.overlap}, {tiled.last_tiles} tiles) {t['tiled']:.2f} s, ratio {t['tiled'] / t['whole']:.2f}; "
+            f"PSNR(tiled, whole) {seam:.2f} dB",
+            flush=True,
+        )
     return out
 
 
@@ -139,13 +152,23 @@ def bench_onnx(args) -> dict:
             with torch.inference_mode():
                 return model(x)
 
-        t = interleaved({"pytorch": eager, "onnxruntime": lambda: session.run(None, {"input": xn})}, args.runs)
+        t = interleaved(
+            {"pytorch": eager, "onnxruntime": lambda: session.run(None, {"input": xn})}, args.runs
+        )
         diff = float(np.abs(session.run(None, {"input": xn})[0] - eager().numpy()).max())
-    print(f"onnx nafnet-w32 720x1280: PyTorch {t['pytorch']:.2f} s, onnxruntime {t['onnxruntime']:.2f} s, "
-          f"ratio ort/pytorch {t['onnxruntime'] / t['pytorch']:.2f}, max |diff| {diff:.1e} "
-          f"(export + check {export_s:.0f} s, {result.size_bytes / 1e6:.0f} MB)", flush=True)
-    return {"pytorch_s": t["pytorch"], "onnxruntime_s": t["onnxruntime"],
-            "ort_over_pytorch": t["onnxruntime"] / t["pytorch"], "max_abs_diff": diff, "export_s": export_s}
+    print(
+        f"onnx nafnet-w32 720x1280: PyTorch {t['pytorch']:.2f} s, onnxruntime {t['onnxruntime']:.2f} s, "
+        f"ratio ort/pytorch {t['onnxruntime'] / t['pytorch']:.2f}, max |diff| {diff:.1e} "
+        f"(export + check {export_s:.0f} s, {result.size_bytes / 1e6:.0f} MB)",
+        flush=True,
+    )
+    return {
+        "pytorch_s": t["pytorch"],
+        "onnxruntime_s": t["onnxruntime"],
+        "ort_over_pytorch": t["onnxruntime"] / t["pytorch"],
+        "max_abs_diff": diff,
+        "export_s": export_s,
+    }
 
 
 # Linux carries a process's pre-exec resident size into its ru_maxrss, so a child forked straight from this (large)
@@ -173,14 +196,34 @@ def bench_memory(args) -> dict:
     out: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        ckpt = Path(args.checkpoint) if args.checkpoint else save_model(random_model("nafnet-small"), tmp / "small.safetensors")
+        ckpt = (
+            Path(args.checkpoint)
+            if args.checkpoint
+            else save_model(random_model("nafnet-small"), tmp / "small.safetensors")
+        )
         write_image(tmp / "in" / "uhd.png", photo(2160, 3840))
-        cmd = [sys.executable, "-m", "nafft", "deblur", str(tmp / "in" / "uhd.png"), "-o", str(tmp / "out"),
-               "--checkpoint", str(ckpt), "--tile", "512", "--device", "cpu"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "nafft",
+            "deblur",
+            str(tmp / "in" / "uhd.png"),
+            "-o",
+            str(tmp / "out"),
+            "--checkpoint",
+            str(ckpt),
+            "--tile",
+            "512",
+            "--device",
+            "cpu",
+        ]
         peak, seconds, code = _child_peak_rss(cmd, env)
         out["deblur_3840x2160_tile512"] = {"peak_rss_mib": peak, "seconds": seconds, "exit_code": code}
-        print(f"memory: nafft deblur 3840x2160 nafnet-small --tile 512: peak RSS {peak:.0f} MiB, {seconds:.0f} s "
-              f"(exit {code})", flush=True)
+        print(
+            f"memory: nafft deblur 3840x2160 nafnet-small --tile 512: peak RSS {peak:.0f} MiB, {seconds:.0f} s "
+            f"(exit {code})",
+            flush=True,
+        )
     return out
 
 
@@ -204,16 +247,25 @@ def bench_activations(args) -> dict:
     )
     for name in ("nafnet-small", "nafnet-w32"):
         for size in (512, 1024):
-            res = subprocess.run([sys.executable, "-c", probe, name, str(size), str(ROOT / "src")], env=env,
-                                 capture_output=True, text=True)
+            res = subprocess.run(
+                [sys.executable, "-c", probe, name, str(size), str(ROOT / "src")],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             factor = float(res.stdout.strip().splitlines()[-1]) if res.returncode == 0 else float("nan")
             out[f"activation_factor_{name}_{size}"] = factor
-            print(f"activations: {name} {size}x{size} forward: {factor:.1f} x H x W x width x 4 bytes", flush=True)
+            print(
+                f"activations: {name} {size}x{size} forward: {factor:.1f} x H x W x width x 4 bytes",
+                flush=True,
+            )
     return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument("--runs", type=int, default=3, help="timed runs per variant (median)")
     parser.add_argument("--threads", type=int, default=None)
@@ -222,8 +274,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, jemalloc "
-          f"{'loaded' if jemalloc_loaded() else 'NOT loaded'}", flush=True)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, jemalloc "
+        f"{'loaded' if jemalloc_loaded() else 'NOT loaded'}",
+        flush=True,
+    )
     results = {"jemalloc": jemalloc_loaded(), "threads": torch.get_num_threads()}
     for section in args.sections:
         results[section] = globals()[f"bench_{section}"](args)
