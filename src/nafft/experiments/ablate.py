@@ -11,7 +11,6 @@ import json
 import logging
 import platform
 import statistics
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,14 @@ import torch
 
 from nafft.data.io import atomic_write_bytes
 from nafft.experiments.plots import plot_curves
-from nafft.experiments.runs import RunResult, SynthPlan, find_config, make_datasets, train_and_evaluate
+from nafft.experiments.runs import (
+    RunResult,
+    SynthPlan,
+    find_config,
+    make_datasets,
+    recipe_config,
+    train_and_evaluate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,25 +62,6 @@ class AblationOptions:
     test: tuple[Path, ...] = ()
     plan: SynthPlan = field(default_factory=SynthPlan)
     overrides: tuple[str, ...] = ()
-
-
-def _config(path: Path, train: Sequence[Path], val: Path | None, iterations: int, seed: int,
-            overrides: Sequence[str]):
-    from nafft.engine.config import build_config, read_config_file
-
-    mapping = read_config_file(path)
-    mapping.setdefault("data", {}).update(train=[str(p) for p in train], val=None if val is None else str(val))
-    mapping.setdefault("train", {}).update(
-        iterations=iterations,
-        seed=seed,
-        val_every=max(1, iterations // 10),
-        checkpoint_every=max(1, iterations // 4),
-        log_every=max(1, iterations // 50),
-        tensorboard=False,
-    )
-    schedule = mapping.setdefault("schedule", {})
-    schedule["warmup_iters"] = min(int(schedule.get("warmup_iters", 0)), iterations // 10)
-    return build_config(mapping, overrides=overrides, source=str(path))
 
 
 @dataclass
@@ -116,7 +103,7 @@ def run_ablation(opts: AblationOptions, callback_factory=None, progress=None) ->
         config = None
         for k in range(opts.seeds):
             seed = opts.seed + k
-            config = _config(path, train, val, opts.iterations, seed, opts.overrides)
+            config = recipe_config(path, train, val, opts.iterations, seed, opts.overrides, checkpoints=4)
             run_dir = out / "runs" / path.stem / f"seed{seed}"
             callback = callback_factory(f"{path.stem} seed {seed}") if callback_factory else None
             runs.append(train_and_evaluate(path.stem, config, run_dir, test, panels=2, callback=callback))

@@ -27,6 +27,7 @@ from nafft.experiments.runs import (
     calibrate_step_seconds,
     find_config,
     make_datasets,
+    recipe_config,
     train_and_evaluate,
     validation_records,
 )
@@ -95,25 +96,6 @@ def _resolve_plan(opts: DemoOptions, configs: dict[str, Any]) -> dict[str, Any]:
     return plan
 
 
-def _config(name: str, data, iterations: int, seed: int):
-    from nafft.engine.config import build_config, read_config_file
-
-    path = find_config(name)
-    mapping = read_config_file(path)
-    mapping.setdefault("data", {}).update(train=[str(p) for p in data.train], val=str(data.val))
-    mapping.setdefault("train", {}).update(
-        iterations=iterations,
-        seed=seed,
-        val_every=max(1, iterations // 10),
-        checkpoint_every=max(1, iterations // 2),
-        log_every=max(1, iterations // 50),
-        tensorboard=False,
-    )
-    schedule = mapping.setdefault("schedule", {})
-    schedule["warmup_iters"] = min(int(schedule.get("warmup_iters", 0)), iterations // 10)
-    return build_config(mapping, source=str(path))
-
-
 def run_demo(opts: DemoOptions, callback_factory=None, progress=None) -> dict[str, Any]:
     """Run the demo end to end; returns the summary (also written to OUT/summary.json).
 
@@ -125,13 +107,14 @@ def run_demo(opts: DemoOptions, callback_factory=None, progress=None) -> dict[st
     out = Path(opts.out)
     data = make_datasets(out / "data", opts.plan, use_photos=opts.use_photos, progress=progress)
     # for timing the steps only the model, batch and crop size matter
-    configs = {name: _config(name, data, 10**6, opts.seed) for name in opts.models}
+    configs = {name: recipe_config(find_config(name), data.train, data.val, 10**6, opts.seed)
+               for name in opts.models}
     plan = _resolve_plan(opts, configs)
     iterations = plan["iterations"]
     results: dict[str, RunResult] = {}
     for spec in opts.models:
         name = Path(spec).stem  # a recipe name, or a config file's name
-        config = _config(spec, data, iterations, opts.seed)
+        config = recipe_config(find_config(spec), data.train, data.val, iterations, opts.seed)
         callback = callback_factory(name) if callback_factory else None
         results[name] = train_and_evaluate(name, config, out / name, data.test, callback=callback)
     summary = _summary(results, iterations, opts)

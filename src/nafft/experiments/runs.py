@@ -37,6 +37,27 @@ def find_config(spec: str | Path) -> Path:
     )
 
 
+def recipe_config(path: Path, train: Sequence[Path], val: Path | None, iterations: int, seed: int,
+                  overrides: Sequence[str] = (), checkpoints: int = 2):
+    """A recipe file turned into a run of this job: its data folders, budget and seed; validation 10 times and
+    `checkpoints` checkpoints over the run, warm-up at most a tenth of it, no TensorBoard; then `overrides`."""
+    from nafft.engine.config import build_config, read_config_file
+
+    mapping = read_config_file(path)
+    mapping.setdefault("data", {}).update(train=[str(p) for p in train], val=None if val is None else str(val))
+    mapping.setdefault("train", {}).update(
+        iterations=iterations,
+        seed=seed,
+        val_every=max(1, iterations // 10),
+        checkpoint_every=max(1, iterations // checkpoints),
+        log_every=max(1, iterations // 50),
+        tensorboard=False,
+    )
+    schedule = mapping.setdefault("schedule", {})
+    schedule["warmup_iters"] = min(int(schedule.get("warmup_iters", 0)), iterations // 10)
+    return build_config(mapping, overrides=overrides, source=str(path))
+
+
 # --------------------------------------------------------------------------------------------------- data
 
 
@@ -52,6 +73,7 @@ class SynthPlan:
         test_photos: held-out test pairs from photographs never used in training.
         train_size: side of the training images.
         test_size: side of the validation and test images.
+        strength: motion length multiplier of `nafft synth` (1 = its default).
         seed: base seed; every set derives its own.
     """
 
@@ -62,6 +84,7 @@ class SynthPlan:
     test_photos: int = 12
     train_size: int = 128
     test_size: int = 256
+    strength: float = 1.0
     seed: int = 0
 
 
@@ -118,8 +141,8 @@ def make_datasets(root: str | Path, plan: SynthPlan, use_photos: bool = True, wo
             if progress is not None:
                 progress(folder, done, count)
 
-        synthesize_pairs(root / folder, source=source, count=count, size=size, seed=seed, workers=workers,
-                         progress=tick)
+        synthesize_pairs(root / folder, source=source, count=count, size=size, seed=seed, strength=plan.strength,
+                         workers=workers, progress=tick)
     made = {folder for folder, _, count, _, _ in jobs if count > 0}
     train = tuple(root / f for f in ("train_leaves", "train_photos") if f in made)
     test = tuple(root / f for f in ("test_leaves", "test_photos") if f in made)
