@@ -1,3 +1,4 @@
+import csv
 import json
 import os
 
@@ -29,6 +30,8 @@ def test_demo_end_to_end_in_a_temp_folder(tmp_path, tiny_configs, monkeypatch, c
         own = json.loads((out / name / "eval" / "summary.json").read_text())
         assert entry["psnr"] == own["psnr"] and entry["ssim"] == own["ssim"]
         assert summary["input_psnr"] == own["input_psnr"]
+        rows = list(csv.DictReader(open(out / name / "eval" / "per_image.csv")))
+        assert entry["improved_images"] == sum(float(r["psnr"]) > float(r["input_psnr"]) for r in rows)
         assert (out / name / "config.yaml").is_file() and (out / name / "metrics.jsonl").is_file()
     # the minutes budget became one equal iteration count
     plan = json.loads((out / "plan.json").read_text())

@@ -15,15 +15,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), metavar="CONFIG",
                         help=f"training recipes from configs/ (default: {' '.join(DEFAULT_MODELS)})")
-    parser.add_argument("--minutes", type=float, default=5.0,
-                        help="training time for all models together; sets the (equal) iteration count (default 5)")
+    parser.add_argument("--minutes", type=float, default=6.0,
+                        help="training time for all models together; sets the (equal) iteration count (default 6)")
     parser.add_argument("--iterations", type=int, default=None, help="a fixed iteration count instead of --minutes")
     parser.add_argument("--train-pairs", type=int, default=None,
                         help="dead-leaves training pairs (default 240; photographs add half as many)")
     parser.add_argument("--test-pairs", type=int, default=None, help="held-out pairs per source (default 12)")
     parser.add_argument("--val-pairs", type=int, default=None, help="validation pairs for the curve (default 6)")
     parser.add_argument("--blur-strength", type=float, default=None,
-                        help="motion length multiplier of the synthetic blur (default 1.5: input PSNR ~25 dB, like GoPro)")
+                        help="motion length multiplier of the synthetic blur (default 1, nafft synth's)")
     parser.add_argument("--no-photos", action="store_true", help="dead leaves only, without scikit-image's photos")
     parser.add_argument("--seed", type=int, default=42, help="training seed")
 

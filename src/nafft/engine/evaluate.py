@@ -88,13 +88,15 @@ def pair_metrics(pred_u8: np.ndarray, blur_u8: np.ndarray, sharp_u8: np.ndarray)
 
 
 def summarize(records: Sequence[ImageRecord]) -> dict[str, Any]:
-    """Means of every metric over the records, plus counts of identical-image PSNRs left out of the means."""
+    """Means of every metric over the records, counts of identical-image PSNRs left out of the means, and how many
+    predictions have a higher PSNR than their blurry input."""
     summary: dict[str, Any] = {"images": len(records)}
     for key in METRIC_KEYS:
         mean, left_out = mean_finite(r.metrics[key] for r in records)
         summary[key] = None if math.isnan(mean) else mean
         if key.endswith("psnr"):
             summary[f"{key}_identical"] = left_out
+    summary["improved_images"] = sum(r.metrics["psnr"] > r.metrics["input_psnr"] for r in records)
     return summary
 
 

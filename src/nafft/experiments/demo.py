@@ -57,7 +57,7 @@ class DemoOptions:
 
     out: Path = Path("runs/demo")
     models: tuple[str, ...] = DEFAULT_MODELS
-    minutes: float = 5.0
+    minutes: float = 6.0
     iterations: int | None = None
     plan: SynthPlan = field(default_factory=SynthPlan)
     use_photos: bool = True
@@ -141,6 +141,7 @@ def _summary(results: dict[str, RunResult], iterations: int, opts: DemoOptions) 
                 "psnr": r.psnr,
                 "ssim": r.ssim,
                 "ssim3d": r.summary["ssim3d"],
+                "improved_images": r.summary["improved_images"],
                 "params": r.params,
                 "macs": r.macs,
                 "ms_per_image": r.summary["seconds_per_image"] * 1000,
@@ -190,15 +191,17 @@ def _report(out: Path, summary: dict[str, Any], results: dict[str, RunResult], t
         f"for {summary['iterations']} iterations with its `configs/` recipe. Metrics on 8-bit RGB (PSNR; SSIM in the "
         "MATLAB/BasicSR 2-D convention), TLC on. Machine: " + summary["machine"] + ".",
         "",
-        "| model | params | GMACs @256x256 | PSNR (dB) | SSIM | gain over input (dB) | ms / image | training time |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-        f"| blurry input | | | {summary['input_psnr']:.2f} | {summary['input_ssim']:.4f} | | | |",
+        "| model | params | GMACs @256x256 | PSNR (dB) | SSIM | gain over input (dB) | images improved | ms / image "
+        "| training time |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| blurry input | | | {summary['input_psnr']:.2f} | {summary['input_ssim']:.4f} | | | | |",
     ]
     for name, m in summary["models"].items():
         train_time = f"{m['train_seconds'] / 60:.1f} min" if m["train_seconds"] else ""
         lines.append(
             f"| `{name}` | {m['params']:,} | {m['macs'] / 1e9:.2f} | {m['psnr']:.2f} | {m['ssim']:.4f} | "
-            f"{m['psnr'] - summary['input_psnr']:+.2f} | {m['ms_per_image']:.0f} | {train_time} |"
+            f"{m['psnr'] - summary['input_psnr']:+.2f} | {m['improved_images']}/{summary['test_images']} | "
+            f"{m['ms_per_image']:.0f} | {train_time} |"
         )
     lines += ["", f"![validation PSNR]({plot.relative_to(out).as_posix()})", ""]
     if panel_files:
@@ -211,11 +214,11 @@ def _report(out: Path, summary: dict[str, Any], results: dict[str, RunResult], t
 
 def format_table(summary: dict[str, Any]) -> str:
     """The console table printed at the end of the demo."""
-    rows = [("blurry input", f"{summary['input_psnr']:.2f}", f"{summary['input_ssim']:.4f}", "", "", "")]
+    rows = [("blurry input", f"{summary['input_psnr']:.2f}", f"{summary['input_ssim']:.4f}", "", "", "", "")]
     for name, m in summary["models"].items():
         rows.append((name, f"{m['psnr']:.2f}", f"{m['ssim']:.4f}", f"{m['psnr'] - summary['input_psnr']:+.2f}",
-                     f"{m['params']:,}", f"{m['ms_per_image']:.0f}"))
-    header = ("model", "PSNR dB", "SSIM", "gain dB", "params", "ms/img")
+                     f"{m['improved_images']}/{summary['test_images']}", f"{m['params']:,}", f"{m['ms_per_image']:.0f}"))
+    header = ("model", "PSNR dB", "SSIM", "gain dB", "improved", "params", "ms/img")
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
     fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
     return "\n".join([fmt.format(*header), *(fmt.format(*r) for r in rows)])

@@ -96,17 +96,25 @@ class DataSets:
     photos: bool  # whether scikit-image photographs were available
 
 
+# Held out for testing: natural colour photographs, the kind of picture people want sharp. The grey scientific
+# and texture images (moon, coins, brick, ...) and the other photographs are used for training only.
+TEST_PHOTOS = ("chelsea.png", "coffee.png", "rocket.jpg")
+
+
 def split_photos(root: Path) -> tuple[Path, Path] | None:
-    """Copy scikit-image's photographs into root/photos_train and root/photos_test (every fourth one, starting
-    with the second, is held out), or None when scikit-image is not installed."""
+    """Copy scikit-image's photographs into root/photos_train and root/photos_test (`TEST_PHOTOS`, or every fourth
+    one when those are missing), or None when scikit-image is not installed."""
     from nafft.data.synth import skimage_photo_paths
 
     photos = sorted(skimage_photo_paths())
     if len(photos) < 4:
         return None
+    held_out = {p.name for p in photos} & set(TEST_PHOTOS)
+    if len(held_out) < len(TEST_PHOTOS):
+        held_out = {p.name for p in photos[1::4]}
     train_dir, test_dir = root / "photos_train", root / "photos_test"
-    for i, photo in enumerate(photos):
-        target = (test_dir if i % 4 == 1 else train_dir) / photo.name
+    for photo in photos:
+        target = (test_dir if photo.name in held_out else train_dir) / photo.name
         if not target.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(photo, target)
