@@ -49,7 +49,7 @@ class SimplifiedChannelAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         att = self._modules["1"](self.pool(x))  # (B, C, 1, 1), or (B, C, h, w) under TLC
-        return x * _gate(self.pool.expand(att, x.shape), self.gate)
+        return self.pool.multiply(x, _gate(att, self.gate))
 
 
 class EfficientChannelAttention(nn.Module):
@@ -74,7 +74,7 @@ class EfficientChannelAttention(nn.Module):
             # Per-pixel channel convolution: the same 1-D kernel as a (k, 1, 1) 3-D kernel over (B, 1, C, h, w).
             weight = self.conv.weight.view(1, 1, k, 1, 1)
             att = F.conv3d(stats.unsqueeze(1), weight, padding=((k - 1) // 2, 0, 0)).squeeze(1)
-        return x * _gate(self.pool.expand(att, x.shape), self.gate)
+        return self.pool.multiply(x, _gate(att, self.gate))
 
 
 ATTENTIONS: dict[str, type[nn.Module]] = {

@@ -40,16 +40,32 @@ class AvgPool(nn.Module):
             return x.mean((-2, -1), keepdim=True)
         h, w = x.shape[-2:]
         k1, k2 = min(h, self.kernel_size[0]), min(w, self.kernel_size[1])
-        # Integral image, in float32 even under mixed precision. The window sum at (i, j) is
-        # S[i+k1-1, j+k2-1] - S[i-1, j+k2-1] - S[i+k1-1, j-1] + S[i-1, j-1] with S[-1, :] = S[:, -1] = 0; only the
-        # small sliced terms are zero-padded, never the whole integral image.
-        s = x.float().cumsum(dim=-1).cumsum_(dim=-2)
-        whole = s[:, :, k1 - 1 :, k2 - 1 :]  # (B, C, H-k1+1, W-k2+1)
-        corner = F.pad(s[:, :, : h - k1, : w - k2], (1, 0, 1, 0))
-        top = F.pad(s[:, :, : h - k1, k2 - 1 :], (0, 0, 1, 0))
-        left = F.pad(s[:, :, k1 - 1 :, : w - k2], (1, 0, 0, 0))
-        out = (whole + corner - top - left) / (k1 * k2)
+        # Box sums in float32 even under mixed precision, one axis at a time (W first, which shrinks the tensor
+        # before the pass along H); no padded copies of the features.
+        out = _box_sums(_box_sums(x.float(), k2, -1), k1, -2)
+        out /= k1 * k2
         return out.to(x.dtype)
+
+    def multiply(self, x: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
+        """`x * expand(stats, x.shape)` without building the expanded tensor.
+
+        The replicate padding repeats the statistics' border rows and columns, so the product splits into up to
+        nine rectangles, each the features times a broadcast slice of the statistics, written into one output.
+        """
+        sh, sw = stats.shape[-2:]
+        needs_grad = torch.is_grad_enabled() and (x.requires_grad or stats.requires_grad)
+        if (sh == 1 and sw == 1) or needs_grad:  # `out=` products do not record gradients
+            return x * self.expand(stats, x.shape)
+        h, w = x.shape[-2:]
+        top, left = (h - sh) // 2, (w - sw) // 2
+        out = torch.empty_like(x, dtype=torch.result_type(x, stats))
+        rows = ((0, top, slice(0, 1)), (top, top + sh, slice(None)), (top + sh, h, slice(sh - 1, sh)))
+        cols = ((0, left, slice(0, 1)), (left, left + sw, slice(None)), (left + sw, w, slice(sw - 1, sw)))
+        for r0, r1, rs in rows:
+            for c0, c1, cs in cols:
+                if r1 > r0 and c1 > c0:
+                    torch.mul(x[..., r0:r1, c0:c1], stats[..., rs, cs], out=out[..., r0:r1, c0:c1])
+        return out
 
     def expand(self, stats: torch.Tensor, size: torch.Size | tuple[int, int]) -> torch.Tensor:
         """Replicate-pad local statistics to `size` (H, W), centred as in TLC; global ones broadcast as they are."""
@@ -59,3 +75,24 @@ class AvgPool(nn.Module):
             return stats
         pad = ((w - sw) // 2, (w - sw + 1) // 2, (h - sh) // 2, (h - sh + 1) // 2)
         return F.pad(stats, pad, mode="replicate")
+
+
+def _box_sums(x: torch.Tensor, k: int, dim: int) -> torch.Tensor:
+    """Sums of every window of `k` consecutive elements along `dim` (length n - k + 1), from prefix sums.
+
+    For windows longer than half the axis (TLC's usual case) the sum at j is the whole sum minus the uncovered head
+    `x[:j]` and tail `x[j+k:]`, which needs prefix sums over 2 (n - k) elements only; otherwise S[j+k-1] - S[j-1].
+    """
+    n = x.shape[dim]
+    m = n - k  # the window takes m + 1 positions
+    if m == 0:
+        return x.sum(dim, keepdim=True)
+    if 2 * k > n:
+        out = x.sum(dim, keepdim=True).expand_as(x.narrow(dim, 0, m + 1)).clone()
+        out.narrow(dim, 1, m).sub_(x.narrow(dim, 0, m).cumsum(dim))  # head: x[:j] for j = 1..m
+        out.narrow(dim, 0, m).sub_(x.narrow(dim, k, m).flip(dim).cumsum(dim).flip(dim))  # tail: x[j+k:], j < m
+        return out
+    s = x.cumsum(dim)
+    out = s.narrow(dim, k - 1, m + 1).clone()
+    out.narrow(dim, 1, m).sub_(s.narrow(dim, 0, m))
+    return out
