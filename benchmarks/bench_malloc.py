@@ -6,8 +6,9 @@ Do not preload an allocator yourself: every configuration runs in its own child 
 chosen at process start), and the rounds interleave the configurations so that a busy machine slows all alike:
 
     glibc            the system malloc, as `python` starts
-    glibc+mallopt    glibc with mallopt(M_MMAP_THRESHOLD=32 MiB, M_TRIM_THRESHOLD=2 GiB) called at start: freed
-                     blocks up to 32 MiB stay in the heap instead of going back to the kernel
+    glibc+mallopt    glibc after `nafft.runtime.tune_malloc()` (what the `nafft` command does at start):
+                     mallopt(M_MMAP_THRESHOLD=32 MiB, M_TRIM_THRESHOLD=2 GiB), so that freed blocks up to 32 MiB
+                     stay in the heap instead of going back to the kernel
     jemalloc         libjemalloc preloaded with its defaults (dirty pages purged after 10 s, muzzy ones at once)
     jemalloc-retain  libjemalloc preloaded with MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1: freed pages are
                      kept for reuse and never handed back
@@ -36,12 +37,12 @@ JEMALLOC_PATHS = (
 RETAIN = "dirty_decay_ms:-1,muzzy_decay_ms:-1"
 
 CHILD = r"""
-import ctypes, json, resource, statistics, sys, time
+import json, resource, statistics, sys, time
 import torch
 preset, h, w, runs, mallopt = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
 if mallopt:
-    libc = ctypes.CDLL("libc.so.6")
-    assert libc.mallopt(-3, 32 * 1024 * 1024) == 1 and libc.mallopt(-1, 2**31 - 1) == 1
+    from nafft.runtime import tune_malloc
+    assert tune_malloc()
 from nafft.models import build_model
 model = build_model(preset).eval().to(memory_format=torch.channels_last)
 x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0)).to(memory_format=torch.channels_last)

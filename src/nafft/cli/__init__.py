@@ -14,6 +14,7 @@ import sys
 
 from nafft import __version__
 from nafft.errors import UserError
+from nafft.runtime import tune_malloc
 
 # name -> module under nafft.cli; the order is the order of `nafft --help`.
 COMMANDS = {
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 2
+    tune_malloc()  # keep freed activation buffers for reuse (NAFFT_MALLOPT=0 turns this off)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
