@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.nafft-installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

@@ -1,6 +1,8 @@
-"""Model speed targets, measured side by side in one process (run with jemalloc preloaded on CPU):
+"""Model speed targets, measured side by side in one process (on CPU, run with jemalloc keeping its freed pages, so
+that page faults do not blur the ratios; see bench_malloc.py):
 
-    LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 .venv/bin/python benchmarks/bench_models.py
+    LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1 \
+        .venv/bin/python benchmarks/bench_models.py
 
 Sections (all NAFNet-width32 scale, batch 1):
   forward  ours (NCHW and channels_last) against a straightforward NAFNet (tests/models/reference_nafnet.py) at 256x256
