@@ -12,6 +12,7 @@ from nafft.data.io import (
     image_size,
     image_to_tensor,
     list_images,
+    quantize,
     read_image,
     tensor_to_image,
     write_image,
@@ -260,3 +261,16 @@ def test_top_rows_of_a_png_turned_by_a_trailing_exif_chunk(tmp_path):
     expected = np.rot90(pixels, k=-1)
     np.testing.assert_array_equal(decode_image(tmp_path / "late.png")[0], expected)
     np.testing.assert_array_equal(decode_image(tmp_path / "late.png", rows=5)[0], expected[:5])
+
+
+@pytest.mark.parametrize("bit_depth", [8, 16])
+def test_quantize_in_place_gives_the_same_pixels_and_reuses_the_input(bit_depth):
+    values = np.random.default_rng(3).uniform(-0.2, 1.2, size=(9, 11, 3)).astype(np.float32)
+    values[0, 0] = [0.5 / 255, 1.5 / 255, 254.5 / 255]  # halfway cases round up
+    work = values.transpose(2, 0, 1).copy().transpose(1, 2, 0)  # a strided view, as deblur passes it
+    got = quantize(work, bit_depth, in_place=True)
+    want = quantize(values, bit_depth)
+    assert got.dtype == want.dtype and np.array_equal(got, want)
+    scale = 65535.0 if bit_depth == 16 else 255.0
+    assert np.array_equal(work, want.astype(np.float32))  # the float input now holds the rounded values
+    assert want.max() == scale and want.min() == 0

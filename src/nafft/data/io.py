@@ -348,8 +348,12 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
 # ----------------------------------------------------------------------------------------------------- writing
 
 
-def quantize(array: np.ndarray, bit_depth: int = 8) -> np.ndarray:
-    """float in [0, 1] -> uint8/uint16 (clipped, rounded); integer input of the right dtype passes through."""
+def quantize(array: np.ndarray, bit_depth: int = 8, in_place: bool = False) -> np.ndarray:
+    """float in [0, 1] -> uint8/uint16 (clipped, rounded); integer input of the right dtype passes through.
+
+    `in_place=True` does the float arithmetic in `array` itself (overwriting it), so that quantising a large image
+    needs no float temporary besides the integer result.
+    """
     dtype = np.uint16 if bit_depth == 16 else np.uint8
     array = np.asarray(array)
     if array.dtype == dtype:
@@ -357,7 +361,13 @@ def quantize(array: np.ndarray, bit_depth: int = 8) -> np.ndarray:
     if not np.issubdtype(array.dtype, np.floating):
         raise ValueError(f"expected float pixels or {np.dtype(dtype).name}, got {array.dtype}")
     scale = 65535.0 if bit_depth == 16 else 255.0
-    return np.floor(np.clip(array, 0.0, 1.0) * scale + 0.5).astype(dtype)
+    if not in_place:
+        return np.floor(np.clip(array, 0.0, 1.0) * scale + 0.5).astype(dtype)
+    np.clip(array, 0.0, 1.0, out=array)
+    array *= scale
+    array += 0.5
+    np.floor(array, out=array)
+    return array.astype(dtype)
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nafft.data.io import decode_image, is_image_file, list_images, to_float, write_image
+from nafft.data.io import decode_image, is_image_file, list_images, quantize, to_float, write_image
 from nafft.errors import UserError
 from nafft.inference.predict import Predictor
 
@@ -120,13 +120,6 @@ def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(to_float(np.ascontiguousarray(rgb.transpose(2, 0, 1))))
 
 
-def _quantize_(pred: torch.Tensor, bit_depth: int) -> np.ndarray:
-    """(3, H, W) float -> (H, W, 3) uint8/uint16, in place on `pred`; the same rounding as `data.io.quantize`."""
-    scale = 65535.0 if bit_depth == 16 else 255.0
-    pred.clamp_(0.0, 1.0).mul_(scale).add_(0.5).floor_()
-    return pred.numpy().transpose(1, 2, 0).astype(np.uint16 if bit_depth == 16 else np.uint8)
-
-
 def deblur_file(job: Job, predictor: Predictor) -> JobResult:
     """Read, predict and write one image; a file that cannot be read or written gives a result with `error`.
 
@@ -149,7 +142,7 @@ def deblur_file(job: Job, predictor: Predictor) -> JobResult:
     result.seconds = time.perf_counter() - start
     result.tiles = predictor.last_tiles
     del x
-    pixels = _quantize_(pred, bit_depth)
+    pixels = quantize(pred.numpy().transpose(1, 2, 0), bit_depth, in_place=True)  # overwrites pred
     del pred
     try:
         write_image(job.target, pixels, alpha=alpha, bit_depth=bit_depth)
