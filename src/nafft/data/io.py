@@ -14,7 +14,7 @@ their high bytes, and cannot write them. So:
   LZW needs the optional `imagecodecs`).
 - 16-bit PNG is written by a small numpy encoder below (Paeth filter, zlib).
 
-Writes are atomic (temporary file in the target folder, then `os.replace`).
+Writes are atomic and get the permissions of the user's umask (`nafft.fileio.atomic_write`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from __future__ import annotations
 import io as _io
 import os
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
 from nafft.errors import UserError
+from nafft.fileio import atomic_write_bytes  # noqa: F401 (re-exported: data writers import it from here)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 _FORMATS = {
@@ -400,28 +400,75 @@ def encode_png16(array: np.ndarray, compress_level: int = 6) -> bytes:
             + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), compress_level)) + _png_chunk(b"IEND", b""))
 
 
-def _encode(path: Path, pixels: np.ndarray, bit_depth: int, quality: int, compress_level: int) -> bytes:
+def check_writable(path: str | os.PathLike, bit_depth: int = 8, alpha: bool = False) -> None:
+    """Raise ImageWriteError when `path`'s format cannot hold `bit_depth` bits per channel (or an alpha channel):
+    a check to run before any work whose result would be refused at write time.
+    """
+    path = Path(path)
+    fmt = _FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ImageWriteError(f"{path}: unknown image suffix; use one of {', '.join(IMAGE_SUFFIXES)}")
+    if bit_depth not in (8, 16):
+        raise ImageWriteError(f"{path}: bit depth must be 8 or 16, got {bit_depth}")
+    if bit_depth == 16 and fmt not in ("PNG", "TIFF"):
+        raise ImageWriteError(f"{path}: {fmt} cannot store 16 bits per channel; use .png or .tif")
+    if alpha and fmt == "JPEG":
+        raise ImageWriteError(f"{path}: JPEG cannot store an alpha channel; use .png, .webp or .tif")
+
+
+# The IJG (libjpeg) luminance quantisation table at quality 50, which `quality` scales.
+_IJG_LUMA = (
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
+)  # fmt: skip
+
+
+def jpeg_options(path: str | os.PathLike) -> dict:
+    """The quality and chroma subsampling a JPEG file was saved with (estimated from its luminance quantisation
+    table, as libjpeg scales it), so that a result written as JPEG is not larger than its input for nothing;
+    {} for other files.
+    """
+    try:
+        with PILImage.open(path) as im:
+            if im.format != "JPEG":
+                return {}
+            tables = getattr(im, "quantization", None) or {}
+            from PIL import JpegImagePlugin
+
+            sampling = JpegImagePlugin.get_sampling(im)
+    except (OSError, ValueError, SyntaxError):
+        return {}
+    options: dict = {}
+    if 0 in tables and len(tables[0]) == 64:
+        scale = 100.0 * sum(tables[0]) / sum(_IJG_LUMA)  # libjpeg: q_i = (T_i * scale + 50) / 100
+        quality = (200.0 - scale) / 2.0 if scale <= 100 else 5000.0 / scale
+        options["quality"] = int(min(95, max(1, round(quality))))
+    if sampling in (0, 1, 2):
+        options["subsampling"] = sampling
+    return options
+
+
+def _encode(path: Path, pixels: np.ndarray, bit_depth: int, quality: int, compress_level: int,
+            subsampling: int = 0) -> bytes:
     fmt = _FORMATS[path.suffix.lower()]
     channels = pixels.shape[-1]
+    check_writable(path, bit_depth, alpha=channels == 4)
     if bit_depth == 16:
         if fmt == "PNG":
             return encode_png16(pixels, compress_level)
-        if fmt == "TIFF":
-            try:
-                import tifffile
-            except ImportError:
-                raise ImageWriteError(f"{path}: 16-bit TIFF needs the 'tifffile' package (pip install tifffile)") from None
-            buffer = _io.BytesIO()
-            tifffile.imwrite(buffer, pixels, photometric="rgb", compression="zlib",
-                             extrasamples=["unassalpha"] if channels == 4 else None)
-            return buffer.getvalue()
-        raise ImageWriteError(f"{path}: {fmt} cannot store 16 bits per channel; use .png or .tif")
-    if fmt == "JPEG" and channels == 4:
-        raise ImageWriteError(f"{path}: JPEG cannot store an alpha channel; use .png, .webp or .tif")
+        try:
+            import tifffile
+        except ImportError:
+            raise ImageWriteError(f"{path}: 16-bit TIFF needs the 'tifffile' package (pip install tifffile)") from None
+        buffer = _io.BytesIO()
+        tifffile.imwrite(buffer, pixels, photometric="rgb", compression="zlib",
+                         extrasamples=["unassalpha"] if channels == 4 else None)
+        return buffer.getvalue()
     im = PILImage.fromarray(pixels, "RGBA" if channels == 4 else "RGB")
     options: dict = {}
     if fmt == "JPEG":
-        options = {"quality": quality, "subsampling": 0}
+        options = {"quality": quality, "subsampling": subsampling}
     elif fmt == "WEBP":
         options = {"quality": quality}
     elif fmt == "PNG":
@@ -433,20 +480,6 @@ def _encode(path: Path, pixels: np.ndarray, bit_depth: int, quality: int, compre
     return buffer.getvalue()
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and `os.replace`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_image(
     path: str | os.PathLike,
     rgb: np.ndarray,
@@ -455,6 +488,7 @@ def write_image(
     bit_depth: int = 8,
     quality: int = 95,
     compress_level: int = 6,
+    subsampling: int = 0,
 ) -> Path:
     """Write an RGB image (and optional alpha) atomically; the format follows the file suffix.
 
@@ -465,15 +499,13 @@ def write_image(
         bit_depth: 8, or 16 for PNG and TIFF.
         quality: JPEG / WebP quality.
         compress_level: PNG zlib level (0-9).
+        subsampling: JPEG chroma subsampling: 0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0 (`jpeg_options` reads a file's).
 
     Raises:
         ImageWriteError: unknown suffix, or a format that cannot hold the bit depth or the alpha channel.
     """
     path = Path(path)
-    if path.suffix.lower() not in _FORMATS:
-        raise ImageWriteError(f"{path}: unknown image suffix; use one of {', '.join(IMAGE_SUFFIXES)}")
-    if bit_depth not in (8, 16):
-        raise ImageWriteError(f"{path}: bit depth must be 8 or 16, got {bit_depth}")
+    check_writable(path, bit_depth, alpha=alpha is not None)
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[-1] != 3:
         raise ValueError(f"{path}: expected an (H, W, 3) array, got shape {rgb.shape}")
@@ -484,7 +516,7 @@ def write_image(
             raise ValueError(f"{path}: alpha shape {alpha.shape} does not match image {rgb.shape[:2]}")
         pixels = np.concatenate([pixels, quantize(alpha, bit_depth)[..., None]], axis=-1)
     pixels = np.ascontiguousarray(pixels)
-    atomic_write_bytes(path, _encode(path, pixels, bit_depth, quality, compress_level))
+    atomic_write_bytes(path, _encode(path, pixels, bit_depth, quality, compress_level, subsampling))
     return path
 
 

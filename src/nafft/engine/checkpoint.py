@@ -12,9 +12,9 @@ Layout of RUN_DIR/checkpoints/:
 
 Weight files are written by `nafft.models.save_model`, so `nafft.models.load_model` reads each of them, and carry
 the resolved training config as JSON under `nafft_train_config`. State files hold tensors in safetensors and
-everything else as JSON in the safetensors metadata; nothing is unpickled. Every file is written to a temporary
-name in the same folder, flushed to disk and renamed over the target (`os.replace`), so a crash mid-write leaves
-the previous file intact.
+everything else as JSON in the safetensors metadata; nothing is unpickled. Every file is written by
+`nafft.fileio.atomic_write` (a temporary name in the same folder, flushed to disk, renamed over the target), so a
+crash mid-write leaves the previous file intact.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from nafft.errors import CheckpointError
+from nafft.fileio import atomic_write
+from nafft.models.checkpoint import STATE_KEY
 
-STATE_KEY = "nafft_state"
 _STATE_RE = re.compile(r"^state_(\d{7,})\.safetensors$")
 _ITER_RE = re.compile(r"^(iter|ema)_(\d{7,})\.safetensors$")
 
@@ -41,28 +42,6 @@ _ITER_RE = re.compile(r"^(iter|ema)_(\d{7,})\.safetensors$")
 def iter_name(iteration: int, kind: str = "iter") -> str:
     """`iter_0001000.safetensors` (kind "iter", "ema" or "state")."""
     return f"{kind}_{iteration:07d}.safetensors"
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Call `write(tmp)` to fill a temporary file next to `path`, flush it to disk, then rename it over `path`."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    try:
-        write(tmp)
-        _fsync(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
 
 
 def remove_stale_temps(folder: Path) -> None:

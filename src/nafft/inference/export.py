@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ import torch
 from torch import nn
 
 from nafft.errors import UserError
+from nafft.fileio import commit_temp, new_temp
 from nafft.models import disable_tlc, load_model, reparameterize, save_model, unwrap
 from nafft.models.fft import dft_as_matmul
 
@@ -76,13 +75,6 @@ def check_sizes(model: nn.Module) -> list[tuple[int, int, int, int]]:
     return [(1, 3, 2 * m + 3, 3 * m - 5 if 3 * m > 5 else 7), (2, 3, m + 7, 2 * m + 1)]
 
 
-def _temp_path(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
 def _reference(model: nn.Module, x: torch.Tensor) -> np.ndarray:
     with torch.inference_mode():
         return model(x).numpy()
@@ -109,7 +101,7 @@ def export_onnx(
     sizes = check_sizes(model)
     gen = torch.Generator().manual_seed(seed)
     inputs = [torch.rand(size, generator=gen) for size in sizes]
-    tmp = _temp_path(path)
+    tmp = new_temp(path)
     try:
         with warnings.catch_warnings(), dft_as_matmul():
             # The tracer warns about every Python branch on a shape; those in the models are size-independent.
@@ -140,7 +132,7 @@ def export_onnx(
             raise ExportError(
                 f"{path}: onnxruntime output differs from PyTorch by up to {worst:.2e} > {tolerance:g} ({detail})"
             )
-        os.replace(tmp, path)
+        commit_temp(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return ExportResult(path, "onnx", checks, path.stat().st_size)
@@ -157,7 +149,7 @@ def export_safetensors(
     original = copy.deepcopy(unwrap(model)).float().cpu().eval()
     disable_tlc(original)
     folded = prepare_for_export(model)
-    tmp = _temp_path(path)  # load_model recognises safetensors by their header
+    tmp = new_temp(path)  # load_model recognises safetensors by their header
     try:
         save_model(folded, tmp, metadata=metadata)
         reloaded = load_model(tmp)
@@ -171,7 +163,7 @@ def export_safetensors(
             raise ExportError(
                 f"{path}: folded model differs from the original by up to {worst:.2e} > {tolerance:g}"
             )
-        os.replace(tmp, path)
+        commit_temp(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return ExportResult(path, "safetensors", checks, path.stat().st_size)

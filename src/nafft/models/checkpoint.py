@@ -8,10 +8,8 @@ Official NAFNet `.pth` files (BasicSR format: weights under `params` and/or `par
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from torch import nn
 from nafft import __version__
 from nafft.config import to_dict
 from nafft.errors import CheckpointError, ConfigError
+from nafft.fileio import atomic_write
 from nafft.models.attention import eca_kernel_size
 from nafft.models.config import ModelConfig, resolve_config
 from nafft.models.convert import unwrap
@@ -29,22 +28,17 @@ from nafft.models.nafnet import NAFNet
 MODEL_CONFIG_KEY = "nafft_model_config"
 FORMAT_KEY = "format"
 FORMAT = "nafft"
+STATE_KEY = "nafft_state"  # metadata key of a training state (nafft.engine.checkpoint): not model weights
 PARAM_KEYS = ("params", "params_ema")
 _PREFIXES = ("module.", "_orig_mod.")
-
-
-def _atomic_target(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
 
 
 def save_model(model: nn.Module, path: str | Path, metadata: Mapping[str, str] | None = None) -> Path:
     """Write the model's weights to a safetensors file with its architecture config in the metadata.
 
-    The write is atomic (a temporary file in the same folder, then a rename), so a crash never leaves a half-written
-    file under `path`. Extra `metadata` (str -> str) is stored next to the config.
+    The write is atomic (`nafft.fileio.atomic_write`: a temporary file in the same folder, then a rename), so a crash
+    never leaves a half-written file under `path`; the file gets the permissions of the user's umask. Extra
+    `metadata` (str -> str) is stored next to the config.
     """
     from safetensors.torch import save_file
 
@@ -55,13 +49,7 @@ def save_model(model: nn.Module, path: str | Path, metadata: Mapping[str, str] |
     meta = {str(k): str(v) for k, v in (metadata or {}).items()}
     meta.update({FORMAT_KEY: FORMAT, "nafft_version": __version__, MODEL_CONFIG_KEY: json.dumps(to_dict(inner.config))})
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in inner.state_dict().items()}
-    tmp = _atomic_target(path)
-    try:
-        save_file(tensors, str(tmp), metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
@@ -105,6 +93,11 @@ def read_state_dict(path: str | Path, param_key: str | None = None) -> tuple[dic
         from safetensors.torch import load_file
 
         meta = read_metadata(path)
+        if STATE_KEY in meta:
+            raise CheckpointError(
+                f"{path}: this is a training state (what `nafft train --resume` reads), not model weights; use the "
+                f"run's checkpoints/last.safetensors, best.safetensors or iter_*.safetensors"
+            )
         try:
             state = load_file(str(path))
         except Exception as exc:
