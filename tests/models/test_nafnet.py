@@ -122,3 +122,43 @@ def test_build_from_a_mapping_with_a_preset_base():
     assert model.config == PRESETS["nafnet-small"].replace(attention="eca")
     with pytest.raises(ValueError, match="unknown key 'model.widht'.*width"):
         build_model({"widht": 8})
+
+
+@pytest.mark.parametrize("tlc", [False, True], ids=["global", "tlc"])
+def test_channels_last_path_equals_nchw_for_batches_and_tlc(variant, tlc):
+    # The channels_last block folds beta/gamma and a global attention into the 1x1 weights (per image) and runs
+    # the 1x1 convolutions on oneDNN; the NCHW block is the plain formula.
+    from nafft.models import enable_tlc
+
+    model = randomize(build_model(variant)).eval()
+    if tlc:
+        enable_tlc(model, 16)  # windows of 24, 12, 6 px: local at every level for 30x37 inputs
+    x = torch.rand(2, 3, 30, 37)
+    with torch.no_grad():
+        ref = model(x)
+        out = model.to(memory_format=torch.channels_last)(x)
+    torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
+    assert out.stride(1) == 1  # computed in channels_last (a crop of the padded output)
+
+
+def test_channels_last_path_gives_the_same_gradients():
+    cfg = ModelConfig(**TINY, attention="eca", skip="fft")
+    nchw, cl = randomize(build_model(cfg)), build_model(cfg)
+    cl.load_state_dict(nchw.state_dict())
+    cl.to(memory_format=torch.channels_last)
+    x = torch.rand(2, 3, 20, 27)
+    for model in (nchw, cl):
+        model(x).square().mean().backward()
+    for (name, p), q in zip(nchw.named_parameters(), cl.parameters()):
+        torch.testing.assert_close(q.grad, p.grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv1x1_equals_conv2d(bias):
+    from nafft.models.layers import conv1x1
+
+    x = torch.randn(2, 12, 9, 7).contiguous(memory_format=torch.channels_last)
+    weight, b = torch.randn(5, 12, 1, 1), (torch.randn(5) if bias else None)
+    out = conv1x1(x, weight, b)
+    torch.testing.assert_close(out, torch.nn.functional.conv2d(x, weight, b), atol=1e-5, rtol=1e-5)
+    assert out.is_contiguous(memory_format=torch.channels_last)

@@ -47,9 +47,12 @@ class SimplifiedChannelAttention(nn.Module):
     def pool(self) -> AvgPool:
         return self._modules["0"]
 
+    def weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The (gated) attention: (B, C, 1, 1), or (B, C, h, w) valid-position statistics under TLC."""
+        return _gate(self._modules["1"](self.pool(x)), self.gate)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        att = self._modules["1"](self.pool(x))  # (B, C, 1, 1), or (B, C, h, w) under TLC
-        return self.pool.multiply(x, _gate(att, self.gate))
+        return self.pool.multiply(x, self.weights(x))
 
 
 class EfficientChannelAttention(nn.Module):
@@ -64,17 +67,21 @@ class EfficientChannelAttention(nn.Module):
         self.conv = nn.Conv1d(1, 1, k, padding=(k - 1) // 2, bias=False)
         self.gate = gate
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The (gated) attention: (B, C, 1, 1), or (B, C, h, w) valid-position statistics under TLC."""
         stats = self.pool(x)
         b, c, h, w = stats.shape
         k = self.conv.kernel_size[0]
-        if h == 1 and w == 1:
+        if h == 1 and w == 1 and not torch.jit.is_tracing():  # a trace must not depend on the statistics' size
             att = self.conv(stats.view(b, 1, c)).view(b, c, 1, 1)
         else:
             # Per-pixel channel convolution: the same 1-D kernel as a (k, 1, 1) 3-D kernel over (B, 1, C, h, w).
             weight = self.conv.weight.view(1, 1, k, 1, 1)
             att = F.conv3d(stats.unsqueeze(1), weight, padding=((k - 1) // 2, 0, 0)).squeeze(1)
-        return self.pool.multiply(x, _gate(att, self.gate))
+        return _gate(att, self.gate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool.multiply(x, self.weights(x))
 
 
 ATTENTIONS: dict[str, type[nn.Module]] = {

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nafft.models.layers import conv1x1
+
 
 class FFTResBlock(nn.Module):
     """`x + branch(x)`, where `branch` filters the spectrum with two 1x1 convolutions and a ReLU."""
@@ -35,13 +37,13 @@ class FFTResBlock(nn.Module):
         b, c, h, w = x.shape
         with torch.autocast(device_type=x.device.type, enabled=False):
             # Channels last throughout: the real and imaginary parts then interleave per channel in memory, so the
-            # 1x1 convolutions are matrix products on a free view, without concatenation or complex re-assembly
-            # copies (1.7x faster than NCHW for width 32 at 256x256 on a CPU).
+            # spectrum is a channels_last (B, 2C, H, W//2+1) tensor for free and the 1x1 convolutions run on it
+            # without concatenation or complex re-assembly copies.
             spec = torch.fft.rfft2(x.float().permute(0, 2, 3, 1), dim=(1, 2))  # (B, H, W//2+1, C) complex
-            y = torch.view_as_real(spec).reshape(b, h, w // 2 + 1, 2 * c)  # (..., 2C): re0, im0, re1, im1, ...
+            y = torch.view_as_real(spec).reshape(b, h, w // 2 + 1, 2 * c).permute(0, 3, 1, 2)  # re0, im0, re1, ...
             w1, w2 = self._interleaved_weights()
-            y = F.relu(y @ w1.t()) @ w2.t()
-            spec = torch.view_as_complex(y.view(b, h, w // 2 + 1, c, 2))
+            y = conv1x1(conv1x1(y, w1).relu_(), w2).permute(0, 2, 3, 1)  # (B, H, W//2+1, 2C)
+            spec = torch.view_as_complex(y.reshape(b, h, w // 2 + 1, c, 2))
             out = torch.fft.irfft2(spec, s=(h, w), dim=(1, 2)).permute(0, 3, 1, 2)  # (B, C, H, W), NHWC memory
         if not x.is_contiguous(memory_format=torch.channels_last):
             out = out.contiguous()  # keep the caller's memory format
@@ -51,7 +53,7 @@ class FFTResBlock(nn.Module):
         """The 1x1 weights, stored for [Re(C), Im(C)] concatenated channels, reordered for re/im interleaved ones."""
         n = self.conv1.weight.shape[0]
         order = torch.arange(n, device=self.conv1.weight.device).view(2, n // 2).t().reshape(-1)
-        return tuple(conv.weight.view(n, n)[order][:, order] for conv in (self.conv1, self.conv2))
+        return tuple(conv.weight[order][:, order] for conv in (self.conv1, self.conv2))
 
     def _branch_matmul(self, x: torch.Tensor) -> torch.Tensor:
         """`branch` with the transforms as matrix products (see `dft_as_matmul`)."""
@@ -64,7 +66,8 @@ class FFTResBlock(nn.Module):
         return out.to(x.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.branch(x)
+        out = self.branch(x)
+        return x + out if out.requires_grad or x.requires_grad else out.add_(x)
 
 
 # Export mode (set by `dft_as_matmul`, used by nafft.inference.export): ONNX exporters cannot map rfft2/irfft2 to

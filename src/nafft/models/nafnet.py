@@ -18,7 +18,7 @@ from nafft.models.attention import ATTENTIONS
 from nafft.models.config import ModelConfig, resolve_config
 from nafft.models.conv import CONVS
 from nafft.models.fft import SKIPS, FFTResBlock
-from nafft.models.layers import LayerNorm2d, SimpleGate
+from nafft.models.layers import LayerNorm2d, SimpleGate, conv1x1
 
 
 class NAFBlock(nn.Module):
@@ -60,13 +60,38 @@ class NAFBlock(nn.Module):
         return self._modules[self.attention]
 
     def forward(self, inp: torch.Tensor) -> torch.Tensor:
+        if inp.dim() == 4 and inp.is_contiguous(memory_format=torch.channels_last):
+            return self._forward_channels_last(inp)
         x = self.conv2(self.conv1(self.norm1(inp)))
         x = self.conv3(self.attn(self.sg(x)))
-        y = inp + x * self.beta
+        y = torch.addcmul(inp, x, self.beta)
         if self.fft is not None:
             y = y + self.fft.branch(inp)
         x = self.conv5(self.sg(self.conv4(self.norm2(y))))
-        return y + x * self.gamma
+        return torch.addcmul(y, x, self.gamma)
+
+    def _forward_channels_last(self, inp: torch.Tensor) -> torch.Tensor:
+        """`forward` for channels_last input: the same maths in fewer passes over memory.
+
+        beta and gamma scale the weights of conv3 and conv5 instead of their outputs, and a global channel
+        attention (B, C, 1, 1) scales conv3's input channels (its weights, image by image) instead of the
+        features. On the CPU the 1x1 convolutions go to oneDNN directly (see `layers.conv1x1`).
+        """
+        c = inp.shape[1]
+        x = self.conv2(conv1x1(self.norm1(inp), self.conv1.weight, self.conv1.bias))
+        x = self.sg(x)
+        att = self.attn.weights(x)
+        w3 = self.conv3.weight * self.beta.view(c, 1, 1, 1)
+        b3 = self.conv3.bias * self.beta.view(c)
+        if att.shape[0] == 1 and att.shape[-2:] == (1, 1) and not torch.jit.is_tracing():
+            w3 = w3 * att.view(1, -1, 1, 1)  # x * att, folded into the weights
+        else:
+            x = self.attn.pool.multiply(x, att)
+        y = conv1x1(x, w3, b3).add_(inp)
+        if self.fft is not None:
+            y = y + self.fft.branch(inp)
+        x = self.sg(conv1x1(self.norm2(y), self.conv4.weight, self.conv4.bias))
+        return conv1x1(x, self.conv5.weight * self.gamma.view(c, 1, 1, 1), self.conv5.bias * self.gamma.view(c)).add_(y)
 
 
 class NAFNet(nn.Module):
@@ -137,7 +162,11 @@ class NAFNet(nn.Module):
             x = down(x)
         x = self.middle_blks(x)
         for decoder, up, skip, enc in zip(self.decoders, self.ups, reversed(self.skips), reversed(encs)):
-            x = decoder(up(x) + skip(enc))
+            if x.is_contiguous(memory_format=torch.channels_last):
+                x = F.pixel_shuffle(conv1x1(x, up[0].weight), 2)  # up(x) with the 1x1 conv on oneDNN
+            else:
+                x = up(x)
+            x = decoder(x + skip(enc))
         x = self.ending(x) + inp
         return x[:, :, :h, :w]
 
