@@ -134,3 +134,140 @@ def test_official_pth_defaults_to_tlc_256(tmp_path):
     loaded = load_for_inference(tmp_path / "official.pth")
     assert loaded.tlc and loaded.train_size == 256 and loaded.train_size_source == "default"
     assert not load_for_inference(tmp_path / "official.pth", tlc=False).tlc
+
+
+def _run_cli(args, timeout=240):
+    """`nafft ARGS` in a child process (the way a user runs it) under a timeout; (exit code, stdout, stderr)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "nafft", *args], capture_output=True, text=True, timeout=timeout,
+                          env=env)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.mark.parametrize("tile", ["1", "15", "16"])
+def test_tiny_tiles_are_refused_at_once_instead_of_hanging(tmp_path, tile):
+    """`nafft deblur scan.png --tile 16` never returned with a 16-multiple model; now one line before any work."""
+    from nafft.models import build_model, save_model
+
+    write_image(tmp_path / "scan.png", rand_image((237, 201, 3), 11), bit_depth=16)
+    ckpt = save_model(build_model({"width": 8, "enc_blocks": (1, 1, 1, 1), "middle_blocks": 1,
+                                   "dec_blocks": (1, 1, 1, 1)}), tmp_path / "m.safetensors")  # multiple 16
+    code, out, err = _run_cli(["deblur", str(tmp_path / "scan.png"), "-o", str(tmp_path / "dt"), "--checkpoint",
+                               str(ckpt), "--tile", tile, "--device", "cpu"])
+    assert code == 2
+    assert err.strip().splitlines()[-1] == (
+        f"nafft: error: --tile {tile}: too small for this model; use 0 (never tile) or a tile of at least 64 px "
+        "(4x its padding multiple 16)"
+    )
+    assert not (tmp_path / "dt").exists()
+
+
+@pytest.mark.parametrize(
+    "option,value,expected",
+    [
+        ("--device", "gpu", "argument --device: expected auto, cpu, cuda or cuda:N, got 'gpu'"),
+        ("--memory-budget", "-1", "argument --memory-budget: expected a number > 0, got -1"),
+        ("--memory-budget", "0", "argument --memory-budget: expected a number > 0, got 0"),
+        ("--threads", "0", "argument --threads: expected an integer >= 1, got 0"),
+        ("--tile", "-3", "argument --tile: expected an integer >= 0, got -3"),
+        ("--overlap", "-1", "argument --overlap: expected an integer >= 0, got -1"),
+    ],
+)
+def test_out_of_range_options_are_one_line_errors(tmp_path, checkpoint, capsys, option, value, expected):
+    write_image(tmp_path / "a.png", rand_image((8, 8, 3), 12))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["deblur", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--checkpoint", str(checkpoint),
+              option, value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == f"nafft deblur: error: {expected}" and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_overlap_above_a_third_of_the_tile_is_refused_not_shrunk(tmp_path, checkpoint, capsys):
+    write_image(tmp_path / "a.png", rand_image((40, 40, 3), 13))
+    code = main(["deblur", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--checkpoint", str(checkpoint),
+                 "--tile", "24", "--overlap", "12"])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == (
+        "nafft: error: --overlap 12 is more than a third of --tile 24; use --overlap 0..8 or a tile of at least 36 px"
+    )
+
+
+def test_output_file_name_for_a_single_input(tmp_path, checkpoint, capsys):
+    write_image(tmp_path / "photo.png", rand_image((20, 24, 3), 14))
+    assert main(["deblur", str(tmp_path / "photo.png"), "-o", str(tmp_path / "out.png"), "--checkpoint",
+                 str(checkpoint)]) == 0
+    assert (tmp_path / "out.png").is_file() and not (tmp_path / "out.png").is_dir()
+    assert decode_image(tmp_path / "out.png")[0].shape == (20, 24, 3)
+    assert f"into {tmp_path / 'out.png'}" in capsys.readouterr().out
+    # another suffix converts the format; several inputs cannot go to one file
+    assert main(["deblur", str(tmp_path / "photo.png"), "-o", str(tmp_path / "out.jpg"), "--checkpoint",
+                 str(checkpoint)]) == 0
+    assert PIL_format(tmp_path / "out.jpg") == "JPEG"
+    write_image(tmp_path / "second.png", rand_image((20, 24, 3), 15))
+    code = main(["deblur", str(tmp_path / "photo.png"), str(tmp_path / "second.png"), "-o", str(tmp_path / "x.png"),
+                 "--checkpoint", str(checkpoint)])
+    assert code == 2 and not (tmp_path / "x.png").exists()
+    assert "names one image file, but 2 images are given" in capsys.readouterr().err
+
+
+def PIL_format(path):
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.format
+
+
+def test_unsupported_formats_are_refused_before_the_model_runs(tmp_path, checkpoint, capsys):
+    from PIL import Image
+
+    Image.fromarray((rand_image((12, 12, 3), 16) * 255).astype(np.uint8)).save(tmp_path / "anim.gif")
+    write_image(tmp_path / "ok.png", rand_image((12, 12, 3), 17))
+    code = main(["deblur", str(tmp_path / "anim.gif"), str(tmp_path / "ok.png"), "-o", str(tmp_path / "o"),
+                 "--checkpoint", str(checkpoint)])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert f"nafft: error: {tmp_path / 'anim.gif'}: not an image type nafft reads (suffix '.gif')" in captured.err
+    assert (tmp_path / "o" / "ok.png").is_file() and not (tmp_path / "o" / "anim.gif").exists()
+    assert "deblurred 1 of 1 images" in captured.out and "1 input problem" in captured.out
+    code = main(["deblur", str(tmp_path / "ok.png"), "-o", str(tmp_path / "o.gif"), "--checkpoint", str(checkpoint)])
+    assert code == 2 and "nafft cannot write '.gif' images" in capsys.readouterr().err
+    # a 16-bit input into a JPEG output: refused before the model runs (the prediction would be thrown away)
+    write_image(tmp_path / "deep.png", rand_image((12, 12, 3), 18), bit_depth=16)
+    calls = []
+    from nafft.inference.deblur import Job, deblur_file
+
+    result = deblur_file(Job(tmp_path / "deep.png", tmp_path / "deep.jpg"), lambda x: calls.append(x) or x)
+    assert calls == [] and "JPEG cannot store 16 bits per channel" in result.error
+
+
+def test_two_folders_of_the_same_layout_keep_their_names(tmp_path, checkpoint, capsys):
+    for folder in ("p2", "photos"):
+        for i in range(3):
+            write_image(tmp_path / folder / f"img{i}.png", rand_image((10, 12, 3), 20 + i))
+    code = main(["deblur", str(tmp_path / "p2"), str(tmp_path / "photos"), "-o", str(tmp_path / "d"),
+                 "--checkpoint", str(checkpoint)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert sorted(str(p.relative_to(tmp_path / "d")) for p in (tmp_path / "d").rglob("*.png")) == [
+        f"{folder}/img{i}.png" for folder in ("p2", "photos") for i in range(3)
+    ]
+    assert out.strip() == f"deblurred 6 of 6 images into {tmp_path / 'd'}"
+
+
+def test_jpeg_output_keeps_the_input_quality(tmp_path, checkpoint):
+    from PIL import Image
+
+    from nafft.data.io import jpeg_options
+
+    rgb = (rand_image((64, 64, 3), 30) * 255).astype(np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "in.jpg", quality=60)  # Pillow's default subsampling: 4:2:0
+    assert jpeg_options(tmp_path / "in.jpg") == {"quality": 60, "subsampling": 2}
+    assert main(["deblur", str(tmp_path / "in.jpg"), "-o", str(tmp_path / "o"), "--checkpoint", str(checkpoint)]) == 0
+    assert jpeg_options(tmp_path / "o" / "in.jpg") == {"quality": 60, "subsampling": 2}  # was 95, 4:4:4
+    assert jpeg_options(tmp_path / "in.jpg") != jpeg_options(write_image(tmp_path / "q95.jpg", rgb))

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from nafft.inference import DeviceError, Predictor, self_ensemble
+from nafft.inference import DeviceError, Predictor, TileLayout, self_ensemble
 from nafft.models import build_model, enable_tlc
 from tests.inference.conftest import LocalNet, randomize, tiny_config
 
@@ -113,3 +113,75 @@ def test_half_on_cuda_is_close_to_float32(tiny_nafnet):
     )(x)
     assert half.dtype == torch.float32 and half.shape == x.shape
     assert (half - full).abs().max() < 0.05
+
+
+def test_tile_and_overlap_ranges_are_checked_before_any_work(tiny_nafnet):
+    from nafft.errors import UserError
+    from nafft.models import build_model
+
+    nafnet = build_model("nafnet-small")  # padding multiple 16
+    for tile in (1, 15, 16, 63):
+        with pytest.raises(UserError, match=rf"--tile {tile}: too small for this model; use 0 \(never tile\) or a "
+                                            r"tile of at least 64 px"):
+            Predictor(nafnet, device="cpu", tile=tile)
+    Predictor(nafnet, device="cpu", tile=64)  # the smallest tile is fine
+    with pytest.raises(UserError, match=r"--overlap 40 is more than a third of --tile 96; use --overlap 0..32"):
+        Predictor(nafnet, device="cpu", tile=96, overlap=40)
+    with pytest.raises(UserError, match="--overlap must be 0 or more"):
+        Predictor(nafnet, device="cpu", overlap=-1)
+    for budget in (0, -1):
+        with pytest.raises(UserError, match="--memory-budget must be a positive size"):
+            Predictor(nafnet, device="cpu", memory_budget=budget)
+
+
+def test_default_overlap_fits_a_small_tile(local_net):
+    predictor = Predictor(local_net, device="cpu", tile=48)  # 32 px would be more than a third of 48
+    assert predictor.overlap_for(48) == 16 and predictor.overlap_for(512) == 32
+    x = torch.rand(1, 3, 100, 100)
+    torch.testing.assert_close(predictor(x), Predictor(local_net, device="cpu", tile=0)(x), rtol=0, atol=2e-6)
+    assert predictor.last_tiles == 9
+
+
+@pytest.mark.parametrize("name", ["gpu", "cuda:x", "tpu", "meta"])
+def test_unknown_devices_are_user_errors(local_net, name):
+    with pytest.raises(DeviceError, match=rf"--device {name}: not (a device|supported); use auto, cpu, cuda or cuda:N"):
+        Predictor(local_net, device=name)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cuda_index_without_cuda_is_a_user_error(local_net):
+    with pytest.raises(DeviceError, match="no CUDA device is available"):
+        Predictor(local_net, device="cuda:3")
+
+
+def test_cpu_tiles_large_images_for_speed():
+    """Whole images whose full-resolution buffers exceed 32 MiB run slower per pixel on the CPU, the more the larger
+    (page faults; bench_inference.py --sections crossover); tiles with small buffers are chosen where their overlaps
+    cost less than that."""
+    from nafft.inference.predict import (
+        FAST_BUFFER_BYTES,
+        FAST_TILE_BYTES,
+        largest_buffer,
+        speed_tile,
+        whole_slowdown,
+    )
+    from nafft.models import build_model
+
+    small = build_model("nafnet-small")  # width 16, expansion 2: 128 bytes per pixel at full resolution
+    assert largest_buffer(small, 512, 512) == FAST_BUFFER_BYTES
+    assert speed_tile(small, 512, 512) is None and speed_tile(small, 560, 560) is None
+    for side in (640, 768, 1024, 2048):
+        tile = speed_tile(small, side, side)
+        assert tile is not None and tile % 16 == 0 and 256 <= tile < side
+        assert largest_buffer(small, tile, tile) <= FAST_TILE_BYTES
+        computed = len(TileLayout(side, side, tile, 32, 16)) * tile * tile
+        assert computed < whole_slowdown(largest_buffer(small, side, side)) * side * side
+    assert speed_tile(small, 3000, 4000) == 304
+    # measured: nafnet-w32 at 512x512 is faster whole (14.3 s/MP against 23.7 in 256 px tiles), at 1024 tiled
+    w32 = build_model("nafnet-w32")
+    assert speed_tile(w32, 512, 512) is None and speed_tile(w32, 1024, 1024) == 256
+    predictor = Predictor(small, device="cpu", memory_budget=1 << 40)
+    assert predictor.tile_for(3000, 4000) == 304
+    assert Predictor(small, device="cpu", tile=0).tile_for(3000, 4000) is None  # --tile 0: never
+    assert Predictor(small, device="cpu", tile=1024).tile_for(3000, 4000) == 1024  # an explicit tile wins
+    assert Predictor(small, device="cpu", overlap=120, memory_budget=1 << 40).tile_for(3000, 4000) >= 360

@@ -53,3 +53,46 @@ def test_layout_clamps_tiles_to_small_images_and_rejects_large_overlap():
     assert layout.tile == (32, 40) and len(layout) == 1
     with pytest.raises(ValueError, match="third of the tile"):
         TileLayout(100, 100, 32, 16, multiple=4)
+
+
+def test_tile_starts_terminates_for_every_small_case():
+    """Every combination either gives a valid aligned layout or raises at once (tile_starts(208, 16, 5, 16) looped
+    forever: no aligned stride fits in tile - overlap)."""
+    import itertools
+
+    checked = refused = 0
+    for multiple, tile_units, length_units, overlap in itertools.product((1, 4, 16), (1, 2, 3, 5), (1, 2, 7, 13), range(0, 40, 3)):
+        tile, length = tile_units * multiple, length_units * multiple
+        try:
+            starts = tile_starts(length, tile, overlap, multiple)
+        except ValueError as exc:
+            assert "overlap must be in" in str(exc)
+            assert tile - overlap < multiple
+            refused += 1
+            continue
+        checked += 1
+        assert starts[0] == 0 and starts[-1] + min(tile, length) == length
+        assert all(s % multiple == 0 for s in starts) and starts == sorted(set(starts))
+        assert all(tile - (b - a) >= overlap for a, b in zip(starts, starts[1:]))
+    assert checked > 100 and refused > 10
+
+
+def test_the_reported_hang_is_an_error_now():
+    """Run in a child process under a timeout: before the fix this call never returned."""
+    import subprocess
+    import sys
+
+    code = (
+        "from nafft.inference.tiling import TileLayout, tile_starts\n"
+        "for call in (lambda: tile_starts(208, 16, 5, 16), lambda: TileLayout(237, 201, 16, 5, multiple=16)):\n"
+        "    try:\n"
+        "        call()\n"
+        "    except ValueError as exc:\n"
+        "        print(exc)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "overlap must be in [0, 0] for tile 16 on a grid of 16 px, got 5",
+        "overlap must be in [0, 0] for tile 16 on a grid of 16 px, got 5",
+    ]

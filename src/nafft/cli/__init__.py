@@ -52,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     tune_malloc()  # keep freed activation buffers for reuse (NAFFT_MALLOPT=0 turns this off)
+    if getattr(args, "threads", None):
+        from nafft.cli.args import set_threads
+
+        set_threads(args.threads)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )

@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 
+from nafft.cli.args import add_threads_argument, device, non_negative_int, positive_float
+
 HELP = "deblur image files, folders or globs (any size; keeps bit depth and alpha)"
 
 
 def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options shared by deblur and eval: model, device, TLC, tiling, precision."""
+    """Options shared by deblur and eval: model, device, TLC, tiling, precision, threads."""
     parser.add_argument(
         "--checkpoint", metavar="CKPT", help="weights: a nafft .safetensors or an official NAFNet .pth"
     )
-    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    parser.add_argument("--device", type=device, default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     parser.add_argument(
         "--tlc",
         action=argparse.BooleanOptionalAction,
@@ -22,13 +24,18 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--tile",
-        type=int,
+        type=non_negative_int,
         default=None,
         metavar="N",
-        help="tile side in pixels (default: only when the image would not fit the memory budget; 0 = never)",
+        help="tile side in pixels, at least 4x the model's padding multiple (64 for NAFNet); default: automatic "
+        "(when the image would not fit the memory budget, or on the CPU when tiles are faster); 0 = never",
     )
     parser.add_argument(
-        "--overlap", type=int, default=32, metavar="M", help="least overlap between tiles (default 32)"
+        "--overlap",
+        type=non_negative_int,
+        default=None,
+        metavar="M",
+        help="least overlap between tiles, at most a third of the tile (default 32, or a third of a smaller tile)",
     )
     parser.add_argument(
         "--self-ensemble", action="store_true", help="average over 8 flips/transpositions (8x time)"
@@ -36,7 +43,7 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--half", action="store_true", help="float16 inference (CUDA only)")
     parser.add_argument(
         "--memory-budget",
-        type=float,
+        type=positive_float,
         default=None,
         metavar="GB",
         help="activation memory one forward pass may use before tiling (default: 40%% of free RAM, 70%% of GPU)",
@@ -44,17 +51,41 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--channels-last", action="store_true", help="NHWC memory format (often faster on CPU)"
     )
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_threads_argument(parser)
 
 
-def build_predictor(args: argparse.Namespace):
+def check_device(args: argparse.Namespace):
+    """The torch.device of `--device`, or a one-line error when this machine does not have it (before any work)."""
+    from nafft.inference.predict import resolve_device
+
+    return resolve_device(args.device)
+
+
+class TileProgress:
+    """A transient tqdm bar over the tiles of one large image (shown only for tiled predictions)."""
+
+    def __init__(self):
+        self.bar = None
+
+    def __call__(self, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=total, unit="tile", desc="tiles", file=sys.stderr, dynamic_ncols=True, leave=False)
+        self.bar.update(done - self.bar.n)
+        if done >= total:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def build_predictor(args: argparse.Namespace, on_tile=None):
     """The loaded model and a Predictor configured from the shared options."""
-    import torch
-
     from nafft.inference import Predictor, load_for_inference, require_checkpoint
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     checkpoint = require_checkpoint(args.checkpoint)
     loaded = load_for_inference(checkpoint, tlc=args.tlc)
     budget = None if args.memory_budget is None else int(args.memory_budget * (1 << 30))
@@ -67,6 +98,7 @@ def build_predictor(args: argparse.Namespace):
         half=args.half,
         memory_budget=budget,
         channels_last=args.channels_last,
+        on_tile=on_tile,
     )
     return loaded, predictor
 
@@ -75,7 +107,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively) or globs"
     )
-    parser.add_argument("-o", "--out", required=True, metavar="OUT", help="output folder")
+    parser.add_argument("-o", "--out", required=True, metavar="OUT",
+                        help="output folder, or an image file name for a single input (its suffix sets the format)")
     add_inference_arguments(parser)
 
 
@@ -87,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
     from nafft.inference.loading import require_checkpoint
 
     require_checkpoint(args.checkpoint)  # before any work, with the hint on where weights come from
+    check_device(args)
     inputs, problems = collect_inputs(args.inputs)
     jobs, more = plan_jobs(inputs, args.out)
     problems += more
@@ -94,21 +128,26 @@ def run(args: argparse.Namespace) -> int:
         print(f"nafft: error: {line}", file=sys.stderr)
     if not jobs:
         raise UserError("no images to deblur")
-    loaded, predictor = build_predictor(args)
+    tiles = TileProgress()
+    loaded, predictor = build_predictor(args, on_tile=tiles)
     print(f"{loaded.describe()}; device {predictor.device}", file=sys.stderr)
-    failed = len(problems)
-    done = 0
+    failed = done = 0
     bar = tqdm(jobs, unit="img", desc="deblur", file=sys.stderr, dynamic_ncols=True)
     for job in bar:
         bar.set_postfix_str(job.source.name, refresh=False)
         result = deblur_file(job, predictor)
+        tiles.close()
         if result.error:
             failed += 1
             tqdm.write(f"nafft: error: {result.error}", file=sys.stderr)
         else:
             done += 1
     bar.close()
-    print(
-        f"deblurred {done} of {len(jobs)} images into {args.out}" + (f"; {failed} failed" if failed else "")
-    )
-    return 1 if failed else 0
+    where = jobs[0].target if len(jobs) == 1 else args.out
+    parts = [f"deblurred {done} of {len(jobs)} images into {where}"]
+    if failed:
+        parts.append(f"{failed} failed")
+    if problems:
+        parts.append(f"{len(problems)} input problem{'s' if len(problems) > 1 else ''} (listed above)")
+    print("; ".join(parts))
+    return 1 if failed or problems else 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nafft.cli.deblur import add_inference_arguments, build_predictor
+from nafft.cli.args import non_negative_int
+from nafft.cli.deblur import TileProgress, add_inference_arguments, build_predictor, check_device
 
 HELP = "evaluate a checkpoint on blur/sharp pairs: per-image metrics, summary, report and panels"
 
@@ -15,16 +16,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--data", required=True, metavar="DIR", help="pair folder: DIR/{blur,sharp} or DIR/SEQ/{blur,sharp}"
     )
     parser.add_argument(
-        "--out", required=True, metavar="OUT", help="output folder for the CSV, summary and report"
+        "-o", "--out", required=True, metavar="OUT", help="output folder for the CSV, summary and report"
     )
     parser.add_argument(
         "--save-images", action="store_true", help="write every prediction to OUT/images/NAME.png"
     )
     parser.add_argument(
-        "--panels", type=int, default=4, metavar="N", help="images that get comparison panels (default 4)"
+        "--panels", type=non_negative_int, default=4, metavar="N",
+        help="images that get comparison panels (default 4)"
     )
     parser.add_argument(
-        "--limit", type=int, default=0, metavar="N", help="evaluate the first N pairs only (0 = all)"
+        "--limit", type=non_negative_int, default=0, metavar="N", help="evaluate the first N pairs only (0 = all)"
     )
     add_inference_arguments(parser)
 
@@ -47,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from nafft.inference.loading import require_checkpoint
 
     require_checkpoint(args.checkpoint)
+    check_device(args)
     pairs, problems = scan_pairs(args.data)
     for line in problems:
         print(f"nafft: error: {line}", file=sys.stderr)
@@ -54,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
         pairs = pairs[: args.limit]
     if not pairs:
         raise UserError(f"{args.data}: no readable image pairs")
-    loaded, predictor = build_predictor(args)
+    tiles = TileProgress()
+    loaded, predictor = build_predictor(args, on_tile=tiles)
     print(f"{loaded.describe()}; device {predictor.device}; {len(pairs)} pairs", file=sys.stderr)
     settings = {
         "checkpoint": str(loaded.path),
@@ -63,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         "tlc_train_size": loaded.train_size if loaded.tlc else None,
         "self_ensemble": args.self_ensemble,
         "tile": "auto" if args.tile is None else ("never" if args.tile == 0 else args.tile),
-        "overlap": args.overlap,
+        "overlap": "auto" if args.overlap is None else args.overlap,
         "device": str(predictor.device),
         "half": args.half,
     }
@@ -71,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
 
     def on_image(index: int, total: int, record) -> None:
+        tiles.close()
         bar.update(1)
         bar.set_postfix_str(f"PSNR {record.metrics['psnr']:.2f}", refresh=False)
         if bar.n == 1 and total > 1:

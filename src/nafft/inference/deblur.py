@@ -1,9 +1,12 @@
 """Deblur image files: inputs from files, folders and globs, outputs that keep size, bit depth and alpha.
 
 Output names: a file given directly or through a glob is written to `OUT/<its name>`; a file found in a folder
-argument keeps its path relative to that folder. The format follows the input's suffix, so a 16-bit PNG or TIFF
-comes out 16-bit and an alpha channel is carried over untouched (grayscale input comes out as RGB). No output may
-land on an input: the whole run is refused before anything is written if one would.
+argument keeps its path relative to that folder, under the folder's own name when several folders are given (so two
+folders of the same layout do not collide). A single input may be written to a file: `-o OUT` with an image suffix.
+The format follows the output's suffix (the input's, in a folder), so a 16-bit PNG or TIFF comes out 16-bit, an
+alpha channel is carried over untouched (grayscale input comes out as RGB), and a JPEG is written with the quality
+and chroma subsampling of the JPEG it came from. No output may land on an input, and an output format that cannot be
+written is refused: both before anything is computed.
 """
 
 from __future__ import annotations
@@ -18,13 +21,26 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nafft.data.io import decode_image, is_image_file, list_images, quantize, to_float, write_image
+from nafft.data.io import (
+    IMAGE_SUFFIXES,
+    check_writable,
+    decode_image,
+    is_image_file,
+    jpeg_options,
+    list_images,
+    quantize,
+    to_float,
+    write_image,
+)
 from nafft.errors import UserError
 from nafft.inference.predict import Predictor
 
 log = logging.getLogger(__name__)
 
 _GLOB_CHARS = set("*?[")
+# Image suffixes people try that nafft neither reads nor writes (named in the error instead of "no such file").
+_UNSUPPORTED_SUFFIXES = (".gif", ".heic", ".heif", ".avif", ".jxl", ".jp2", ".ico", ".ppm", ".pgm", ".pbm", ".tga")
+SUPPORTED = ", ".join(IMAGE_SUFFIXES)
 
 
 class OverwriteError(UserError):
@@ -56,8 +72,11 @@ def collect_inputs(specs: Iterable[str]) -> tuple[list[tuple[Path, Path]], list[
     """Expand INPUT arguments into (file, output-relative name) pairs, with one message per bad argument.
 
     Folders contribute their image files (recursively, hidden files skipped), globs their matches (`**` allowed);
-    files are taken as given, so an unreadable one is reported when it is read.
+    with more than one folder argument each folder's files are named under the folder's name. Files are taken as
+    given when their suffix is one nafft reads (an unreadable one is reported when it is read).
     """
+    specs = list(specs)
+    folders = [Path(spec) for spec in specs if Path(spec).is_dir()]
     found: list[tuple[Path, Path]] = []
     problems: list[str] = []
     for spec in specs:
@@ -66,9 +85,13 @@ def collect_inputs(specs: Iterable[str]) -> tuple[list[tuple[Path, Path]], list[
             images = list_images(path, recursive=True)
             if not images:
                 problems.append(f"{path}: folder holds no image files")
-            found += [(p, p.relative_to(path)) for p in images]
+            prefix = Path(path.resolve().name) if len(folders) > 1 else Path()
+            found += [(p, prefix / p.relative_to(path)) for p in images]
         elif path.exists():
-            found.append((path, Path(path.name)))
+            if is_image_file(path):
+                found.append((path, Path(path.name)))
+            else:
+                problems.append(f"{path}: not an image type nafft reads (suffix '{path.suffix}'); it reads {SUPPORTED}")
         elif _GLOB_CHARS & set(spec):
             matches = sorted(Path(m) for m in glob.glob(spec, recursive=True))
             files = [m for m in matches if m.is_file() and is_image_file(m)]
@@ -80,16 +103,44 @@ def collect_inputs(specs: Iterable[str]) -> tuple[list[tuple[Path, Path]], list[
     return found, problems
 
 
-def plan_jobs(inputs: list[tuple[Path, Path]], out_dir: str | Path) -> tuple[list[Job], list[str]]:
-    """Output paths under `out_dir`; duplicates of an input file are dropped, colliding outputs reported.
+def output_is_file(out: str | Path) -> bool:
+    """Whether `-o OUT` names one output image (an image suffix and not an existing folder) rather than a folder.
+
+    Raises:
+        UserError: OUT has the suffix of an image format nafft cannot write.
+    """
+    out = Path(out)
+    if out.is_dir():
+        return False
+    suffix = out.suffix.lower()
+    if suffix in _UNSUPPORTED_SUFFIXES:
+        raise UserError(f"-o {out}: nafft cannot write '{suffix}' images; use one of {SUPPORTED}")
+    return suffix in IMAGE_SUFFIXES
+
+
+def plan_jobs(inputs: list[tuple[Path, Path]], out: str | Path) -> tuple[list[Job], list[str]]:
+    """Output paths for the inputs: under the folder `out`, or `out` itself when it names one image file.
+
+    Duplicates of an input file are dropped; an input whose output another input already takes is reported
+    (skipped, not overwritten).
 
     Raises:
         OverwriteError: an output would be one of the input files.
+        UserError: `out` names one file but several images are given.
     """
-    out_dir = Path(out_dir)
+    out = Path(out)
     sources = {}
     for source, _ in inputs:
         sources.setdefault(source.resolve(), source)
+    if output_is_file(out):
+        if len(sources) > 1:
+            raise UserError(
+                f"-o {out} names one image file, but {len(sources)} images are given; give a folder for several images"
+            )
+        inputs = [(source, Path(out.name)) for source, _ in inputs]
+        out_dir = out.parent
+    else:
+        out_dir = out
     jobs: list[Job] = []
     problems: list[str] = []
     seen_sources: set[Path] = set()
@@ -135,6 +186,12 @@ def deblur_file(job: Job, predictor: Predictor) -> JobResult:
     result.size = (int(rgb.shape[0]), int(rgb.shape[1]))
     result.bit_depth = bit_depth
     result.alpha = alpha is not None
+    try:
+        check_writable(job.target, bit_depth, alpha=alpha is not None)  # before the model runs, not after
+    except UserError as exc:
+        result.error = f"{job.source}: {exc}"
+        return result
+    options = jpeg_options(job.source) if job.target.suffix.lower() in (".jpg", ".jpeg") else {}
     x = _to_tensor(rgb)
     del rgb
     start = time.perf_counter()
@@ -145,7 +202,7 @@ def deblur_file(job: Job, predictor: Predictor) -> JobResult:
     pixels = quantize(pred.numpy().transpose(1, 2, 0), bit_depth, in_place=True)  # overwrites pred
     del pred
     try:
-        write_image(job.target, pixels, alpha=alpha, bit_depth=bit_depth)
+        write_image(job.target, pixels, alpha=alpha, bit_depth=bit_depth, **options)
     except (UserError, OSError) as exc:
         result.error = str(exc) if isinstance(exc, UserError) else f"{job.target}: cannot write: {exc}"
     return result

@@ -5,7 +5,8 @@
 prediction cuts the image into overlapping tiles whose sizes and starts are multiples of `padder_size` (see
 `tiling`), runs each tile, and blends the outputs with a separable raised-cosine partition of unity; only one
 tile's input and output and the full-size output accumulator live at a time, so memory no longer grows with the
-image. Tiling is chosen automatically when the whole-image pass would need more than the memory budget.
+image. Tiling is chosen automatically when the whole-image pass would need more than the memory budget, and on the
+CPU also when it would be slower than tiles (see `speed_tile`).
 
 TLC and tiling: with TLC, attention statistics are local means over a window of 1.5x the training patch (384 px for
 256 crops), clipped to the input the network sees. In a tile the window is clipped to the tile instead of the image,
@@ -25,7 +26,7 @@ import torch
 from torch import nn
 
 from nafft.errors import UserError
-from nafft.inference.tiling import TileLayout, round_up
+from nafft.inference.tiling import TileLayout, round_up, tile_starts
 
 log = logging.getLogger(__name__)
 
@@ -35,21 +36,53 @@ MIN_AUTO_TILE = 256
 # by `benchmarks/bench_inference.py --sections activations`: 10.5-11.2 with jemalloc, 11.2-17.4 with glibc malloc
 # (nafnet-small and -w32 at 512 and 1024 px). 18 covers both.
 ACTIVATION_FACTOR = 18.0
+# The smallest tile, in units of the model's padding multiple: smaller tiles leave the deepest level a pixel or two
+# wide, cost far more than they save, and leave no room for an overlap on the aligned grid.
+MIN_TILE_MULTIPLES = 4
+# CPU speed: an activation buffer above glibc's largest mmap threshold (32 MiB, also what `nafft.runtime` sets) is
+# returned to the kernel when freed and page-faulted in again at the next allocation. Measured with
+# `benchmarks/bench_inference.py --sections crossover` (1 thread, TLC on; README "Whole or tiled"): whole images whose
+# full-resolution buffers exceed it run slower per pixel the larger they are (nafnet-small: 2.1 s/MP at 512x512,
+# 4.8 at 768, 7.5 at 2048; nafnet-w32: 11.4 s/MP at 384, 14.3 at 512, 22.8 at 1024), while tiles whose buffers stay
+# at or under half of it hold their speed (256-384 px tiles of nafnet-small 1.3-1.7 s/MP, overlaps included;
+# 352 px tiles of nafnet-w32, 31.7 MiB buffers, were already slow). `whole_slowdown` is fitted to those figures.
+FAST_BUFFER_BYTES = 32 << 20
+FAST_TILE_BYTES = FAST_BUFFER_BYTES // 2
+
+
+def whole_slowdown(buffer_bytes: int) -> float:
+    """The per-pixel slowdown of a whole-image CPU pass whose largest buffer is `buffer_bytes`, against fast tiles:
+    1 up to `FAST_BUFFER_BYTES`, then 1 + log2(size / threshold) / 2, at most 3 (1.5x at twice the threshold)."""
+    if buffer_bytes <= FAST_BUFFER_BYTES:
+        return 1.0
+    return min(3.0, 1.0 + 0.5 * math.log2(buffer_bytes / FAST_BUFFER_BYTES))
 
 
 class DeviceError(UserError):
     """A requested device or precision that this machine cannot provide."""
 
 
+DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
+
+
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    """`auto` means CUDA when available, else the CPU; asking for CUDA without a GPU is a DeviceError."""
+    """`auto` means CUDA when available, else the CPU; an unknown name, or CUDA without a GPU, is a DeviceError."""
     if isinstance(name, torch.device):
         return name
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"--device {name}: no CUDA device is available here (use --device cpu)")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise DeviceError(f"--device {name}: not a device; use {DEVICE_CHOICES}") from None
+    if device.type not in ("cpu", "cuda"):
+        raise DeviceError(f"--device {name}: not supported; use {DEVICE_CHOICES}")
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise DeviceError(f"--device {name}: no CUDA device is available here (use --device cpu)")
+        if device.index is not None and device.index >= count:
+            raise DeviceError(f"--device {name}: this machine has CUDA devices 0..{count - 1}")
     return device
 
 
@@ -95,6 +128,45 @@ def auto_tile(model: nn.Module, height: int, width: int, budget: int, element_si
     return max(round_up(MIN_AUTO_TILE, m), side // m * m)
 
 
+def largest_buffer(model: nn.Module, height: int, width: int, element_size: int = 4) -> int:
+    """Bytes of the largest activation tensor of a forward pass: the expanded channels at full resolution."""
+    config = getattr(model, "config", None)
+    channels = getattr(config, "width", 32) * max(getattr(config, "dw_expand", 2), getattr(config, "ffn_expand", 2))
+    m = padder_size(model)
+    return round_up(height, m) * round_up(width, m) * channels * element_size
+
+
+def speed_tile(model: nn.Module, height: int, width: int, overlap: int | None = None,
+               element_size: int = 4) -> int | None:
+    """On the CPU: the tile side that makes an (H, W) image faster to predict than a whole-image pass, or None.
+
+    Among the tiles whose buffers stay under `FAST_TILE_BYTES` (padder multiples from `MIN_AUTO_TILE` up), the one
+    whose layout computes the fewest pixels (overlaps and padding included) is chosen, if those pixels are fewer than
+    `whole_slowdown` times the image's.
+    """
+    slowdown = whole_slowdown(largest_buffer(model, height, width, element_size))
+    if slowdown <= 1.0:
+        return None
+    m = padder_size(model)
+    per_pixel = largest_buffer(model, m, m, element_size) / (m * m)
+    largest = max(round_up(MIN_AUTO_TILE, m), math.isqrt(int(FAST_TILE_BYTES / per_pixel)) // m * m)
+    padded = (round_up(height, m), round_up(width, m))
+    best: tuple[int, int] | None = None
+    for tile in range(round_up(MIN_AUTO_TILE, m), largest + 1, m):
+        ov = min(DEFAULT_OVERLAP, tile // 3) if overlap is None else overlap
+        if tile - ov < m:
+            continue
+        pixels = 1
+        for length in padded:
+            t = min(tile, length)
+            pixels *= len(tile_starts(length, t, ov, m)) * t
+        if best is None or pixels <= best[0]:
+            best = (pixels, tile)
+    if best is None or best[0] >= slowdown * padded[0] * padded[1]:
+        return None
+    return best[1]
+
+
 # x8 self-ensemble: the dihedral group of the square as (transpose, flip H, flip W); each is its own inverse
 # when undone in reverse order.
 _DIHEDRAL = [(t, fh, fw) for t in (False, True) for fh in (False, True) for fw in (False, True)]
@@ -129,12 +201,19 @@ class Predictor:
     Args:
         model: the network (put in eval mode and moved to `device` here).
         device: "auto", "cpu", "cuda", "cuda:1" or a torch.device.
-        tile: tile side in pixels; None chooses automatically from the memory budget, 0 never tiles.
-        overlap: least overlap between neighbouring tiles, in pixels.
+        tile: tile side in pixels (at least 4x the model's padding multiple: 64 px for NAFNet); None chooses
+            automatically (memory budget, and speed on the CPU), 0 never tiles.
+        overlap: least overlap between neighbouring tiles, in pixels, at most a third of the tile; None: 32 px, or a
+            third of a smaller tile.
         self_ensemble: average over the 8 flips/transpositions (8x the time).
         half: float16 weights and activations (CUDA only; FFT blocks still run in float32).
         memory_budget: bytes one forward pass may use for activations (default: from free memory).
         channels_last: run convolutions in NHWC memory format (faster on CPU; same results up to rounding).
+        on_tile: called with (tiles done, tiles in the image) after every tile of a tiled prediction (progress).
+
+    Raises:
+        UserError: a tile, overlap or memory budget outside its range, or a device this machine does not have,
+            before anything is computed.
     """
 
     def __init__(
@@ -142,19 +221,33 @@ class Predictor:
         model: nn.Module,
         device: str | torch.device = "auto",
         tile: int | None = None,
-        overlap: int = DEFAULT_OVERLAP,
+        overlap: int | None = None,
         self_ensemble: bool = False,
         half: bool = False,
         memory_budget: int | None = None,
         channels_last: bool = False,
+        on_tile: Callable[[int, int], None] | None = None,
     ):
         self.device = resolve_device(device)
         if half and self.device.type != "cuda":
             raise DeviceError("half precision needs a CUDA device (float16 is slower than float32 on CPUs)")
-        if tile is not None and tile < 0:
-            raise UserError(f"--tile must be 0 (never tile) or a positive size, got {tile}")
-        if overlap < 0:
-            raise UserError(f"--overlap must not be negative, got {overlap}")
+        self.multiple = padder_size(model)
+        self.min_tile = MIN_TILE_MULTIPLES * self.multiple
+        if tile is not None and tile != 0 and tile < self.min_tile:
+            raise UserError(
+                f"--tile {tile}: too small for this model; use 0 (never tile) or a tile of at least {self.min_tile} px "
+                f"({MIN_TILE_MULTIPLES}x its padding multiple {self.multiple})"
+            )
+        if overlap is not None and overlap < 0:
+            raise UserError(f"--overlap must be 0 or more pixels, got {overlap}")
+        if tile and overlap is not None and overlap > round_up(tile, self.multiple) // 3:
+            most = round_up(tile, self.multiple) // 3
+            raise UserError(
+                f"--overlap {overlap} is more than a third of --tile {tile}; use --overlap 0..{most} or a tile of at "
+                f"least {3 * overlap} px"
+            )
+        if memory_budget is not None and not memory_budget > 0:
+            raise UserError(f"--memory-budget must be a positive size, got {memory_budget} bytes")
         self.model = model.eval().to(self.device)
         self.dtype = torch.float16 if half else torch.float32
         if half:
@@ -168,8 +261,14 @@ class Predictor:
         self.memory_budget = (
             memory_budget if memory_budget is not None else default_memory_budget(self.device)
         )
-        self.multiple = padder_size(model)
+        self.on_tile = on_tile
         self.last_tiles = 0  # tiles used by the last call (0: whole image)
+
+    def overlap_for(self, tile: int) -> int:
+        """The overlap used with tiles of `tile` px: the one asked for, or 32 px capped at a third of the tile."""
+        if self.overlap is not None:
+            return self.overlap
+        return min(DEFAULT_OVERLAP, round_up(tile, self.multiple) // 3)
 
     def tile_for(self, height: int, width: int, batch: int = 1) -> int | None:
         """The tile side used for a batch of (H, W) images, None for a whole-image pass."""
@@ -186,6 +285,18 @@ class Predictor:
                 "(--tile and --memory-budget change this)",
                 width, height, need, self.memory_budget / 2**30, tile,
             )  # fmt: skip
+        if self.device.type == "cpu":
+            fast = speed_tile(self.model, height, width, self.overlap, element)
+            if fast is not None and (tile is None or fast < tile):
+                log.info(
+                    "%dx%d: tiles of %d px, faster than a whole-image pass on the CPU (--tile 0 turns this off)",
+                    width, height, fast,
+                )  # fmt: skip
+                tile = fast
+        if tile is not None and self.overlap is not None:
+            tile = max(tile, round_up(3 * self.overlap, self.multiple))  # room for the requested overlap
+        if tile is not None and tile >= max(height, width):
+            return None
         return tile
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -216,12 +327,12 @@ class Predictor:
     def predict_tiled(self, x: torch.Tensor, tile: int) -> torch.Tensor:
         """Tiled prediction of a (B, C, H, W) CPU batch with blended overlaps; float32 CPU result."""
         b, c, h, w = x.shape
-        layout = TileLayout(h, w, tile, min(self.overlap, round_up(tile, self.multiple) // 3), self.multiple)
+        layout = TileLayout(h, w, tile, self.overlap_for(tile), self.multiple)
         self.last_tiles = len(layout)
         log.debug("tiling %dx%d into %d tiles of %s", h, w, len(layout), layout.tile)
         th, tw = layout.tile
         out = torch.zeros(b, c, h, w, dtype=torch.float32)
-        for y, x0, wy, wx in layout:
+        for done, (y, x0, wy, wx) in enumerate(layout, 1):
             patch = x[:, :, y : y + th, x0 : x0 + tw]
             ph, pw = patch.shape[-2:]
             if ph < th or pw < tw:  # the last row/column reaches into the padding: zeros, as the model pads
@@ -229,4 +340,6 @@ class Predictor:
             pred = self._forward(patch)[:, :, :ph, :pw]
             weight = (wy[:ph, None] * wx[None, :pw]).to(torch.float32)
             out[:, :, y : y + ph, x0 : x0 + pw].addcmul_(pred, weight)
+            if self.on_tile is not None:
+                self.on_tile(done, len(layout))
         return out

@@ -28,26 +28,35 @@ def round_up(value: int, multiple: int) -> int:
 def tile_starts(length: int, tile: int, overlap: int, multiple: int = 1) -> list[int]:
     """Starts of the tiles covering [0, length), each a multiple of `multiple`, neighbours overlapping >= `overlap`.
 
+    The number of tiles is computed, not searched for: with the largest aligned stride s = (tile - overlap) rounded
+    down to the grid, n = 1 + ceil(span / s) tiles spread evenly (span = length - tile) have gaps of at most s.
+
     Args:
         length: the axis length; a multiple of `multiple`.
         tile: the tile length; a multiple of `multiple`.
-        overlap: the least overlap between neighbours, < tile.
+        overlap: the least overlap between neighbours; `tile - overlap` must be at least `multiple` (the smallest
+            step an aligned tile can take).
         multiple: the alignment of the starts.
+
+    Raises:
+        ValueError: arguments no aligned layout can satisfy.
     """
+    if min(length, tile, multiple) < 1:
+        raise ValueError(f"length, tile and multiple must be positive, got {length}, {tile}, {multiple}")
     if length % multiple or tile % multiple:
         raise ValueError(f"length {length} and tile {tile} must be multiples of {multiple}")
-    if not 0 <= overlap < tile:
-        raise ValueError(f"overlap must be in [0, tile), got {overlap} for tile {tile}")
+    if overlap < 0:
+        raise ValueError(f"overlap must not be negative, got {overlap}")
     if tile >= length:
         return [0]
-    count = 1 + math.ceil((length - tile) / (tile - overlap))
-    last = (length - tile) // multiple  # in units of `multiple`
-    starts = [multiple * ((i * last) // (count - 1)) for i in range(count)]
-    # Rounding the even spread down to the grid can only shrink strides by < multiple; re-check the overlap.
-    while any(b - a > tile - overlap for a, b in zip(starts, starts[1:])):
-        count += 1
-        starts = [multiple * ((i * last) // (count - 1)) for i in range(count)]
-    return starts
+    if tile - overlap < multiple:
+        raise ValueError(
+            f"overlap must be in [0, {tile - multiple}] for tile {tile} on a grid of {multiple} px, got {overlap}"
+        )
+    span = (length - tile) // multiple  # in units of `multiple`
+    stride = (tile - overlap) // multiple  # the largest aligned stride, >= 1
+    gaps = -(-span // stride)  # count - 1
+    return [multiple * ((i * span) // gaps) for i in range(gaps + 1)]
 
 
 def _ramp(n: int) -> torch.Tensor:
@@ -104,7 +113,7 @@ class TileLayout:
         self.tile = (min(tile, self.padded[0]), min(tile, self.padded[1]))
         self.overlap = overlap
         self.starts = tuple(
-            tile_starts(length, t, min(overlap, t - 1), multiple) for length, t in zip(self.padded, self.tile)
+            tile_starts(length, t, overlap, multiple) for length, t in zip(self.padded, self.tile)
         )
         self.weights = tuple(
             axis_weights(s, t, length) for s, t, length in zip(self.starts, self.tile, self.padded)
