@@ -107,3 +107,40 @@ def test_too_small_and_no_input(tmp_path, capsys):
                                        "smaller than the 32x32 crop"]
     assert main(["prepare", "--input", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]) == 2
     assert "nafft: error:" in capsys.readouterr().err
+
+
+def test_prepare_refuses_a_folder_cut_another_way_instead_of_mixing(tmp_path, capsys):
+    """`--crop 64 --step 48` then `--crop 96 --step 16` into the same folder said "27 already there" while every tile
+    was 64x64; now the second run is refused before it writes anything, naming both settings."""
+    root = _split(tmp_path)
+    out = tmp_path / "tiles"
+    first = ["prepare", "--input", str(root), "--out", str(out), "--workers", "1"]
+    assert main([*first, "--crop", "32", "--step", "16"]) == 0
+    capsys.readouterr()
+    before = {p.name: p.read_bytes() for p in (out / "blur").iterdir()}
+    for other in (["--crop", "40", "--step", "16"], ["--crop", "32", "--step", "8"], ["--crop", "32", "--step", "16",
+                                                                                       "--thresh", "3"]):
+        assert main([*first, *other]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"nafft: error: {out}: holds tiles made with --input {root.resolve()} --crop 32 "
+                              "--step 16 --thresh 0; this run asks for") and len(err.splitlines()) == 1
+        assert " ".join(other) in err
+    assert {p.name: p.read_bytes() for p in (out / "blur").iterdir()} == before
+    # the same settings still finish the folder; another input is refused too
+    (out / "blur" / sorted(before)[0]).unlink()
+    assert main([*first, "--crop", "32", "--step", "16"]) == 0
+    assert "1 tiles written, 31 already there" in capsys.readouterr().out
+    other_root = _split(tmp_path / "second")
+    assert main(["prepare", "--input", str(other_root), "--out", str(out), "--crop", "32", "--step", "16"]) == 2
+    assert "this run asks for --input" in capsys.readouterr().err
+
+
+def test_prepare_refuses_images_without_a_record(tmp_path, capsys):
+    root = _split(tmp_path)
+    write_image(tmp_path / "old" / "blur" / "x_s001.png", coordinate_image(8, 8, 0), bit_depth=16)
+    assert main(["prepare", "--input", str(root), "--out", str(tmp_path / "old"), "--crop", "32"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"nafft: error: {tmp_path / 'old'}: holds 1 images but no prepare.json saying how they were cut (an older "
+        "nafft or another tool); use another --out, or move them away"
+    )
+    assert sorted(p.name for p in (tmp_path / "old" / "blur").iterdir()) == ["x_s001.png"]

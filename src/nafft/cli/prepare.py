@@ -26,7 +26,9 @@ def _non_negative(text: str) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", required=True, metavar="SPLIT_DIR",
                         help="SPLIT_DIR/SEQUENCE/{blur,sharp}/ or SPLIT_DIR/{blur,sharp}/ (also input/target)")
-    parser.add_argument("--out", required=True, metavar="OUT", help="writes OUT/blur/ and OUT/sharp/")
+    parser.add_argument("-o", "--out", required=True, metavar="OUT",
+                        help="writes OUT/blur/, OUT/sharp/ and OUT/prepare.json (the settings; a folder cut from "
+                             "another input or with other settings is refused)")
     parser.add_argument("--crop", type=_positive, default=512, help="tile side (default 512)")
     parser.add_argument("--step", type=_positive, default=256, help="distance between tiles (default 256)")
     parser.add_argument("--thresh", type=_non_negative, default=0,
@@ -40,9 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from nafft.data.tiling import plan_tiles, run_tile_jobs
+    from nafft.data.tiling import claim_output, plan_tiles, run_tile_jobs
 
     jobs, problems = plan_tiles(args.input, args.crop, args.step, args.thresh)
+    claim_output(args.out, args.input, args.crop, args.step, args.thresh)  # refuses an OUT cut another way
     tiles = sum(len(job.names) for job in jobs)
     print(f"{len(jobs)} pairs -> {tiles} tiles of {args.crop}x{args.crop} (step {args.step}) in {args.out}")
     written = skipped = done = 0

@@ -8,21 +8,29 @@ For a 1280x720 GoPro frame with crop 512 and step 256: h offsets {0, 208}, w off
 Tile names carry the pair's whole relative name, so tiles of different sequences never collide:
 "GOPR0372_07_00/000047.png" -> "GOPR0372_07_00_000047_s001.png". Tiles are PNG at the source bit depth, written
 atomically; a tile present in both output folders is finished and is skipped by a re-run.
+
+An output folder records what it was cut from and how in OUT/prepare.json (input folder, crop, step, thresh), written
+before the first tile. A run with other settings or another input is refused before it writes anything, as is a
+folder that holds images but no record: a tile name says which pair and which number, not which crop, so adding to
+such a folder would mix tiles of different sizes or content under names that look alike.
 """
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from nafft.data.io import ImageReadError, decode_image, write_image
+from nafft.data.io import ImageReadError, decode_image, list_images, write_image
 from nafft.data.pairs import PAIR_FOLDERS, Pair, scan_pairs
 from nafft.errors import UserError
+from nafft.fileio import atomic_write_text
 
 OUT_FOLDERS = PAIR_FOLDERS[0]  # ("blur", "sharp")
+MANIFEST = "prepare.json"
 
 
 class TilingError(UserError):
@@ -114,6 +122,41 @@ def plan_tiles(input_dir: str | os.PathLike, crop: int = 512, step: int = 256,
     return jobs, problems
 
 
+def _settings_text(settings: dict) -> str:
+    return f"--input {settings['input']} --crop {settings['crop']} --step {settings['step']} --thresh {settings['thresh']}"
+
+
+def claim_output(out_dir: str | os.PathLike, input_dir: str | os.PathLike, crop: int, step: int,
+                 thresh: int = 0) -> None:
+    """Check that `out_dir` is empty or holds tiles of the same input and settings, and record them in it.
+
+    Raises:
+        TilingError: `out_dir` holds tiles of another input or other settings, or images without a record.
+    """
+    out_dir = Path(out_dir)
+    wanted = {"input": str(Path(input_dir).resolve()), "crop": crop, "step": step, "thresh": thresh}
+    manifest = out_dir / MANIFEST
+    if manifest.is_file():
+        try:
+            recorded = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise TilingError(f"{manifest}: unreadable ({exc}); use another --out") from None
+        if {k: recorded.get(k) for k in wanted} != wanted:
+            raise TilingError(
+                f"{out_dir}: holds tiles made with {_settings_text(recorded)}; this run asks for "
+                f"{_settings_text(wanted)}. Tiles of both would mix under the same names: use another --out (or the "
+                f"recorded settings to finish that folder)"
+            )
+        return
+    existing = sum(len(list_images(out_dir / folder)) for folder in OUT_FOLDERS if (out_dir / folder).is_dir())
+    if existing:
+        raise TilingError(
+            f"{out_dir}: holds {existing} images but no {MANIFEST} saying how they were cut (an older nafft or "
+            f"another tool); use another --out, or move them away"
+        )
+    atomic_write_text(manifest, json.dumps({"tool": "nafft prepare", **wanted}, indent=2) + "\n")
+
+
 def _run_job(job: TileJob, out_dir: Path, crop: int, compress_level: int) -> TileResult:
     dirs = [out_dir / folder for folder in OUT_FOLDERS]
     todo = [i for i, name in enumerate(job.names) if not all((d / name).is_file() for d in dirs)]
@@ -171,10 +214,14 @@ def prepare_tiles(input_dir: str | os.PathLike, out_dir: str | os.PathLike, crop
                   progress: Callable[[TileResult], None] | None = None) -> PrepareSummary:
     """Tile all good pairs under `input_dir` into `out_dir`/{blur,sharp}; bad pairs are reported, not raised.
 
+    Raises:
+        TilingError: bad settings, or an `out_dir` made from another input or with other settings (`claim_output`).
+
     Returns:
         Counts and one line per bad pair (sorted); the caller decides the exit status.
     """
     jobs, problems = plan_tiles(input_dir, crop, step, thresh)
+    claim_output(out_dir, input_dir, crop, step, thresh)
     summary = PrepareSummary(problems=problems)
     for result in run_tile_jobs(jobs, out_dir, crop, workers, compress_level):
         if progress is not None:
