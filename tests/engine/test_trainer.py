@@ -276,3 +276,45 @@ def test_tensorboard_scalars_and_panels(pair_data, tmp_path):
     assert [e.step for e in events.Scalars("train/loss")] == [1, 2]
     panel = events.Images("val_raw/0_blur_pred_sharp")[0]
     assert (panel.width, panel.height) == (3 * 37, 30)  # blur | prediction | sharp of a 30x37 image
+
+
+def test_validation_reports_progress_per_image(pair_data, tmp_path):
+    """A long validation showed nothing (the bar froze, then its rate and ETA were off); now every image pass is
+    reported: 2 validation images x (blurry input once, raw weights, EMA weights)."""
+
+    class Recorder(Callback):
+        def __init__(self):
+            self.calls = []
+
+        def on_validation_progress(self, done, total):
+            self.calls.append((done, total))
+
+    recorder = Recorder()
+    cfg = tiny_config(pair_data, train={"iterations": 4, "val_every": 2, "ema": 0.9})
+    with one_thread():
+        train(cfg, tmp_path / "run", callback=recorder)
+    first = [(i, 6) for i in range(7)]  # input, raw, EMA: 3 passes over 2 images
+    later = [(i, 4) for i in range(5)]  # the input's scores are kept
+    assert recorder.calls == first + later
+
+
+def test_progress_bar_leaves_validation_time_out_of_its_rate(monkeypatch):
+    from nafft.cli.train import TrainProgress
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)  # a terminal: the bar is on
+    clock = [100.0]
+    progress = TrainProgress(enabled=True)
+    progress.on_start(0, 10, Path("."))
+    assert not progress.bar.disable
+    progress.bar._time = lambda: clock[0]
+    progress.bar.start_t = progress.bar.last_print_t = clock[0]
+    clock[0] += 1.0
+    progress.on_step(1, {"loss": 0.5, "lr": 1e-3})
+    start = progress.bar.start_t
+    progress.on_validation_progress(0, 2)
+    clock[0] += 30.0  # a slow validation
+    progress.on_validation_progress(1, 2)
+    progress.on_validation_progress(2, 2)
+    assert progress.val_bar is None  # the transient bar is gone
+    assert progress.bar.start_t == pytest.approx(start + 30.0)  # 30 s not counted as training time
+    progress.on_end({})

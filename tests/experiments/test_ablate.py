@@ -47,3 +47,42 @@ def test_ablation_table_equals_the_runs_and_finished_runs_are_skipped(tmp_path, 
 def test_ablate_cli_needs_train_and_test_together(tmp_path, capsys):
     assert main(["ablate", "--train", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
     assert "--train and --test go together" in capsys.readouterr().err
+
+
+def test_a_different_budget_in_a_finished_folder_is_refused_unless_extended(tmp_path, tiny_configs, caplog):
+    """`ablate --iterations 25` on a finished 20-iteration folder resumed the runs past their finished cosine schedule
+    and labelled the table "25 iterations per run"; now it is refused before any training, or extended on request
+    and labelled as such."""
+    from nafft.errors import UserError
+
+    base = dict(configs=(str(tiny_configs[0]),), seeds=1, out=tmp_path / "abl", plan=TINY_PLAN)
+    run_ablation(AblationOptions(iterations=3, **base))
+    run_dir = tmp_path / "abl" / "runs" / "base" / "seed42"
+    state = sorted((run_dir / "checkpoints").glob("state_*"))
+    with pytest.raises(UserError, match=r"runs there were trained for 3 iterations \(base seed 42\); --iterations 5 "
+                                        r"would resume them past their finished learning-rate schedule\. Pass "
+                                        r"--extend"):
+        run_ablation(AblationOptions(iterations=5, **base))
+    with pytest.raises(UserError, match=r"trained for 3 iterations \(base seed 42\); they cannot be cut to "
+                                        r"--iterations 2"):
+        run_ablation(AblationOptions(iterations=2, **base))
+    with pytest.raises(UserError, match=r"made with other settings \(base seed 42: loss.l1\)"):
+        run_ablation(AblationOptions(iterations=3, overrides=("loss.l1=1",), **base))
+    assert sorted((run_dir / "checkpoints").glob("state_*")) == state  # nothing was trained by the refusals
+
+    table = run_ablation(AblationOptions(iterations=5, extend=True, **base))
+    assert table["iterations"] == 5 and table["extended_from"] == {"base seed 42": 3}
+    assert "**Extended runs:** 1 run(s) were trained for 3 iterations and then continued to 5" in (
+        tmp_path / "abl" / "ablation.md").read_text()
+    assert json.loads((run_dir / "eval" / "summary.json").read_text())["iteration"] == 5
+    # a later run with the new budget needs no --extend, and the table still says the runs were extended
+    assert run_ablation(AblationOptions(iterations=5, **base))["extended_from"] == {"base seed 42": 3}
+
+
+def test_ablate_cli_has_extend_and_checks_ranges(tmp_path, capsys):
+    from nafft.cli import build_parser
+
+    assert build_parser().parse_args(["ablate", "--extend"]).extend
+    with pytest.raises(SystemExit):
+        main(["ablate", "--iterations", "0", "--out", str(tmp_path / "x")])
+    assert "argument --iterations: expected an integer >= 1, got 0" in capsys.readouterr().err

@@ -6,26 +6,29 @@ import argparse
 import sys
 from pathlib import Path
 
+from nafft.cli.args import add_threads_argument, positive_float, positive_int
 from nafft.experiments.demo import DEFAULT_MODELS
 
 HELP = "synthesise data, train NAFNet and NAFFT-Net for an equal budget, evaluate both and report (CPU, minutes)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
+    parser.add_argument("-o", "--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), metavar="CONFIG",
                         help=f"training recipes from configs/ (default: {' '.join(DEFAULT_MODELS)})")
-    parser.add_argument("--minutes", type=float, default=6.0,
+    parser.add_argument("--minutes", type=positive_float, default=6.0,
                         help="training time for all models together; sets the (equal) iteration count (default 6)")
-    parser.add_argument("--iterations", type=int, default=None, help="a fixed iteration count instead of --minutes")
-    parser.add_argument("--train-pairs", type=int, default=None,
+    parser.add_argument("--iterations", type=positive_int, default=None,
+                        help="a fixed iteration count instead of --minutes")
+    parser.add_argument("--train-pairs", type=positive_int, default=None,
                         help="dead-leaves training pairs (default 240; photographs add half as many)")
-    parser.add_argument("--test-pairs", type=int, default=None, help="held-out pairs per source (default 12)")
-    parser.add_argument("--val-pairs", type=int, default=None, help="validation pairs for the curve (default 6)")
-    parser.add_argument("--blur-strength", type=float, default=None,
+    parser.add_argument("--test-pairs", type=positive_int, default=None, help="held-out pairs per source (default 12)")
+    parser.add_argument("--val-pairs", type=positive_int, default=None, help="validation pairs for the curve (default 6)")
+    parser.add_argument("--blur-strength", type=positive_float, default=None,
                         help="motion length multiplier of the synthetic blur (default 1, nafft synth's)")
     parser.add_argument("--no-photos", action="store_true", help="dead leaves only, without scikit-image's photos")
     parser.add_argument("--seed", type=int, default=42, help="training seed")
+    add_threads_argument(parser)
 
 
 def synth_progress():
@@ -52,12 +55,9 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from nafft.cli.train import TrainProgress
-    from nafft.errors import UserError
     from nafft.experiments.demo import DemoOptions, format_table, run_demo
     from nafft.experiments.runs import SynthPlan
 
-    if args.minutes <= 0 or (args.iterations is not None and args.iterations < 1):
-        raise UserError("--minutes and --iterations must be positive")
     plan = SynthPlan()
     if args.train_pairs is not None:
         plan = replace(plan, train_leaves=args.train_pairs, train_photos=args.train_pairs // 2)

@@ -5,13 +5,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nafft.cli.args import add_threads_argument, positive_float
+
 HELP = (
     "export a checkpoint to ONNX (dynamic batch/height/width, checked in onnxruntime) or folded safetensors"
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", metavar="CKPT", help="a nafft .safetensors or an official NAFNet .pth")
+    parser.add_argument("--checkpoint", metavar="CKPT",
+                        help="a nafft .safetensors, an official NAFNet .pth, or a preset name (untrained weights, as "
+                             "nafft profile takes)")
+    parser.add_argument("legacy_checkpoint", nargs="?", metavar="CKPT",
+                        help="the same as --checkpoint CKPT (the older spelling, kept for scripts)")
     parser.add_argument(
         "--format",
         choices=("onnx", "safetensors"),
@@ -21,40 +27,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--out", required=True, metavar="FILE", help="output file")
     parser.add_argument(
         "--tolerance",
-        type=float,
+        type=positive_float,
         default=1e-4,
         help="largest |exported - PyTorch| accepted on the check inputs (default 1e-4)",
     )
+    add_threads_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    from nafft.cli.args import load_model_spec
     from nafft.errors import UserError
     from nafft.inference.export import export_onnx, export_safetensors
-    from nafft.models import load_model, read_metadata
+    from nafft.models import read_metadata
 
+    if args.checkpoint and args.legacy_checkpoint and args.checkpoint != args.legacy_checkpoint:
+        raise UserError(f"two checkpoints given ({args.legacy_checkpoint} and --checkpoint {args.checkpoint}); give one")
+    spec = args.checkpoint or args.legacy_checkpoint
+    if spec is None:
+        raise UserError("--checkpoint is required: a nafft .safetensors, an official NAFNet .pth or a preset name")
     out = Path(args.out)
     fmt = args.format or {".onnx": "onnx", ".safetensors": "safetensors"}.get(out.suffix.lower())
     if fmt is None:
         raise UserError(
             f"{out}: cannot tell the format from the suffix; pass --format onnx or --format safetensors"
         )
-    source = Path(args.checkpoint)
+    source = Path(spec)
     if out.exists() and source.exists() and out.resolve() == source.resolve():
         raise UserError(f"{out}: refusing to write over the checkpoint being exported")
-    model = load_model(source)
+    model, _, is_preset = load_model_spec(spec)
+    doconv = model.config.conv == "doconv"
     if fmt == "onnx":
         result = export_onnx(model, out, tolerance=args.tolerance)
     else:
-        keep = {
+        keep = {} if is_preset else {
             k: v
             for k, v in read_metadata(source).items()
             if not k.startswith(("format", "nafft_model_config"))
         }
         result = export_safetensors(model, out, metadata=keep, tolerance=args.tolerance)
     checks = ", ".join(f"{'x'.join(map(str, shape))}: {err:.1e}" for shape, err in result.checks)
-    what = "DO-Conv folded, global pooling, dynamic batch/height/width" if fmt == "onnx" else "DO-Conv folded"
+    what = ["DO-Conv folded"] if doconv else []
+    if fmt == "onnx":
+        what += ["global pooling", "dynamic batch/height/width"]
+    if is_preset:
+        what.append(f"preset {spec} with untrained weights")
     print(
-        f"wrote {out} ({fmt}, {result.size_bytes / 1e6:.1f} MB, {what}); "
+        f"wrote {out} ({fmt}, {result.size_bytes / 1e6:.1f} MB{''.join(', ' + w for w in what)}); "
         f"max |{fmt} - PyTorch| {result.max_error:.1e} <= {args.tolerance:g} on {checks}"
     )
     return 0

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 from dataclasses import asdict
-from pathlib import Path
 
+from nafft.cli.args import add_threads_argument, load_model_spec, non_negative_int, positive_int
 from nafft.errors import UserError
 
 HELP = "parameters, MACs, forward latency and peak memory of a preset or checkpoint"
@@ -28,33 +29,40 @@ def parse_size(text: str) -> tuple[int, int]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from nafft.models import PRESETS
 
-    parser.add_argument("models", nargs="+", metavar="PRESET_OR_CHECKPOINT",
+    parser.add_argument("models", nargs="*", metavar="PRESET_OR_CHECKPOINT",
                         help=f"preset names ({', '.join(PRESETS)}) or checkpoint files")
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="CKPT",
+                        help="a checkpoint file (or preset name) to profile, as in eval/deblur/export; repeatable")
     parser.add_argument("--size", type=parse_size, default=(256, 256), help="input HxW (default 256x256)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--runs", type=int, default=10, help="timed forward passes (median reported; 0 skips timing)")
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--batch", type=positive_int, default=1)
+    parser.add_argument("--runs", type=non_negative_int, default=10,
+                        help="timed forward passes (median reported; 0 skips timing)")
+    parser.add_argument("--warmup", type=non_negative_int, default=2)
     parser.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     parser.add_argument("--tlc", action="store_true", help="TLC local pooling (train size 256)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_threads_argument(parser)
     parser.add_argument("--format", choices=("text", "markdown", "json"), default="text")
 
 
 def _build(spec: str):
-    from nafft.models import PRESETS, build_model, load_model, reparameterize
+    from nafft.models import reparameterize
 
-    if spec in PRESETS:
-        model = build_model(spec)
-    elif Path(spec).exists():
-        model = load_model(spec)
-    else:
-        from nafft.config import suggest
-
-        raise UserError(f"'{spec}' is neither a preset{suggest(spec, PRESETS)} nor an existing checkpoint file")
+    model, name, _ = load_model_spec(spec)
     train_params = sum(p.numel() for p in model.parameters())
     # Inference cost: DO-Conv folds away.
-    return reparameterize(model), train_params
+    return reparameterize(model), name, train_params
+
+
+def _json_safe(value):
+    """NaN/inf (no timing with --runs 0) become null: JSON has no NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,19 +73,19 @@ def run(args: argparse.Namespace) -> int:
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device is available")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    specs = [*args.models, *args.checkpoint]
+    if not specs:
+        raise UserError("give at least one preset name or checkpoint (PRESET_OR_CHECKPOINT or --checkpoint CKPT)")
     results = []
     folded: dict[str, int] = {}
-    for spec in args.models:
-        model, train_params = _build(spec)
+    for spec in specs:
+        model, name, train_params = _build(spec)
         folded[spec] = train_params
         if args.tlc:
             enable_tlc(model, 256)
         results.append(
-            profile_model(model, Path(spec).stem if Path(spec).exists() else spec, size=args.size,
-                          device=args.device, batch=args.batch, runs=args.runs, warmup=args.warmup,
-                          channels_last=args.channels_last)
+            profile_model(model, name, size=args.size, device=args.device, batch=args.batch, runs=args.runs,
+                          warmup=args.warmup, channels_last=args.channels_last)
         )
         del model
     machine = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
@@ -85,18 +93,19 @@ def run(args: argparse.Namespace) -> int:
         machine = f"{torch.cuda.get_device_name()}, torch {torch.__version__}"
     h, w = args.size
     if args.format == "json":
-        print(json.dumps({"machine": machine, "results": [asdict(r) for r in results]}, indent=2))
+        report = {"machine": machine, "results": [asdict(r) for r in results]}
+        print(json.dumps(_json_safe(report), indent=2, allow_nan=False))
     elif args.format == "markdown":
         timed = args.runs > 0
         print(f"| model | params (inference) | params (training) | GMACs @{h}x{w} |"
               + (f" {args.device} ms (median of {args.runs}) |" if timed else ""))
         print("|---|---:|---:|---:|" + ("---:|" if timed else ""))
-        for spec, r in zip(args.models, results):
+        for spec, r in zip(specs, results):
             print(f"| `{r.name}` | {r.params:,} | {folded[spec]:,} | {r.macs / 1e9:.2f} |"
                   + (f" {r.latency_ms:.0f} |" if timed else ""))
         print(f"\nMachine: {machine}.")
     else:
-        for spec, r in zip(args.models, results):
+        for spec, r in zip(specs, results):
             note = f" (DO-Conv folded; {folded[spec]:,} while training)" if folded[spec] != r.params else ""
             timing = (f", {r.latency_ms:.1f} ms median forward on {r.device}, peak memory {r.peak_memory_mb:.0f} MiB "
                       f"({r.memory_kind})") if args.runs > 0 else ""

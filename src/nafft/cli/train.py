@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from nafft.cli.args import add_threads_argument
 from nafft.errors import UserError
 
 HELP = "train a model from a YAML config (torchrun --nproc_per_node=N -m nafft train ... for several GPUs)"
@@ -17,8 +18,11 @@ log = logging.getLogger("nafft.train")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-c", "--config", type=Path, help="YAML config (configs/*.yaml); optional with --resume")
-    parser.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder (checkpoints, logs)")
+    parser.add_argument("-c", "--config", metavar="CONFIG",
+                        help="a recipe name (nafnet-small, nafft-v2-w32, ...: configs/NAME.yaml) or a YAML file; "
+                             "optional with --resume")
+    parser.add_argument("-o", "--out", type=Path, required=True, metavar="RUN_DIR",
+                        help="run folder (checkpoints, logs)")
     parser.add_argument(
         "--resume", action="store_true", help="continue from RUN_DIR's newest checkpoint (a fresh start if none)"
     )
@@ -27,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="override config keys, e.g. --set train.iterations=1000 data.batch_size=8",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (log lines instead)")
+    add_threads_argument(parser)
 
 
 class TrainProgress:
@@ -36,6 +41,7 @@ class TrainProgress:
         self.enabled = enabled
         self.desc = desc
         self.bar = None
+        self.val_bar = None
 
     def on_start(self, start: int, total: int, run_dir: Path) -> None:
         from tqdm import tqdm
@@ -60,6 +66,22 @@ class TrainProgress:
                 f", {speed:.2f} it/s" if speed else "",
             )
 
+    def on_validation_progress(self, done: int, total: int) -> None:
+        """A second, transient bar over the validation images; its time is left out of the training rate and ETA."""
+        from tqdm import tqdm
+
+        if self.bar is None or self.bar.disable:
+            if done == 0:
+                log.info("validating (%d image passes)", total)
+            return
+        if self.val_bar is None:
+            self.val_bar = tqdm(total=total, unit="img", desc="validate", dynamic_ncols=True, leave=False)
+        self.val_bar.update(done - self.val_bar.n)
+        if done >= total:
+            self.val_bar.close()
+            self.val_bar = None
+            self.bar.unpause()  # restart the training bar's clock: validation time is not training speed
+
     def on_validation(self, record: dict) -> None:
         pass  # the trainer logs validation results
 
@@ -76,8 +98,9 @@ def run(args: argparse.Namespace) -> int:
 
     from nafft.engine.config import load_config
     from nafft.engine.trainer import train
+    from nafft.experiments.runs import find_config
 
-    config_path = args.config
+    config_path = find_config(args.config) if args.config is not None else None
     if config_path is None:
         saved = args.out / "config.yaml"
         if not (args.resume and saved.is_file()):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,8 @@ from typing import Any, Literal
 
 from nafft.config import apply_overrides, dump_yaml, from_dict, load_yaml, to_dict
 from nafft.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -319,5 +322,24 @@ def build_config(data: Mapping[str, Any] | None = None, overrides: Iterable[str]
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> TrainConfig:
-    """Read a training config file (following `base:`), apply `--set` overrides and validate."""
-    return build_config(read_config_file(path), overrides, source=str(path))
+    """Read a training config file (following `base:`), apply `--set` overrides and validate.
+
+    A run shortened with `train.iterations=N` keeps the recipe's warm-up only if it fits: a recipe warm-up of N or
+    more iterations (the `*-small` recipes warm up for 50) becomes a tenth of the run, as `nafft ablate` and
+    `nafft demo` do, and says so in the log; a warm-up set by an override as well is taken as it is (and checked).
+    """
+    overrides = list(overrides)
+    mapping = read_config_file(path)
+    keys = {item.partition("=")[0].strip() for item in overrides}
+    if "train.iterations" in keys and "schedule.warmup_iters" not in keys:
+        merged = apply_overrides(mapping, overrides)
+        iterations = merged.get("train", {}).get("iterations")
+        warmup = (merged.get("schedule") or {}).get("warmup_iters", 0)
+        if isinstance(iterations, int) and isinstance(warmup, int) and iterations > 0 and warmup >= iterations:
+            shorter = iterations // 10
+            log.info(
+                "%s: its warm-up of %d iterations does not fit train.iterations=%d: warming up for %d (a tenth of "
+                "the run); --set schedule.warmup_iters=N chooses another", path, warmup, iterations, shorter
+            )
+            overrides.append(f"schedule.warmup_iters={shorter}")
+    return build_config(mapping, overrides, source=str(path))

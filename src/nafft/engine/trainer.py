@@ -71,6 +71,9 @@ class Callback:
     def on_log(self, record: dict[str, Any]) -> None:
         """A training record as written to metrics.jsonl."""
 
+    def on_validation_progress(self, done: int, total: int) -> None:
+        """During a validation: `done` of `total` image passes finished (0 at the start, `total` at the end)."""
+
     def on_validation(self, record: dict[str, Any]) -> None:
         """A validation record as written to metrics.jsonl."""
 
@@ -79,6 +82,50 @@ class Callback:
 
     def on_end(self, summary: dict[str, Any]) -> None:
         """After the last step."""
+
+
+class LoggingCallback(Callback):
+    """The default when `train()` is given no callback: progress as log lines (INFO, logger `nafft.engine.trainer`)."""
+
+    def on_start(self, start: int, total: int, run_dir: Path) -> None:
+        log.info("training %s: iteration %d of %d", run_dir, start, total)
+
+    def on_log(self, record: dict[str, Any]) -> None:
+        speed = record.get("it_per_s")
+        log.info(
+            "iteration %d: loss %.4f, lr %.3g%s", record["iter"], record.get("loss", math.nan), record["lr"],
+            f", {speed:.2f} it/s" if speed else "",
+        )  # fmt: skip
+
+    def on_validation_progress(self, done: int, total: int) -> None:
+        if done == 0:
+            log.info("validating (%d image passes)", total)
+
+    def on_end(self, summary: dict[str, Any]) -> None:
+        log.info("finished at iteration %d in %s", summary["iteration"], summary["run_dir"])
+
+
+@contextlib.contextmanager
+def visible_logging():
+    """While a caller that configured no logging at all trains from Python, show nafft's INFO lines on stderr.
+
+    The `nafft` command and applications that set up logging keep full control: nothing is added for them.
+    """
+    package = logging.getLogger("nafft")
+    if logging.getLogger().handlers or package.handlers:
+        yield
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    level = package.level
+    package.addHandler(handler)
+    if package.getEffectiveLevel() > logging.INFO:
+        package.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(level)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -507,17 +554,27 @@ class Trainer:
         self.callback.on_log(record)
 
     # ----------------------------------------------------------------------------------------------- validation
+    def _val_count(self) -> int:
+        count = len(self.val_set)
+        if self.config.data.val_max_images:
+            count = min(count, self.config.data.val_max_images)
+        return count
+
+    def _val_progress(self, done: int, total: int) -> None:
+        if self.dist.is_main:
+            hook = getattr(self.callback, "on_validation_progress", None)  # callbacks written before it existed
+            if hook is not None:
+                hook(done, total)
+
     @torch.no_grad()
-    def _evaluate(self, model: nn.Module | None, panels: list) -> torch.Tensor:
+    def _evaluate(self, model: nn.Module | None, panels: list, progress: list[int] | None = None) -> torch.Tensor:
         """Sums of (finite psnr, images with finite psnr, ssim, images) over this process's share of the
         validation set; identical images (PSNR = inf) are left out of the PSNR mean, as `nafft.metrics.mean_finite`
-        does. `model` None scores the blurry input itself."""
+        does. `model` None scores the blurry input itself. `progress` is [done, total] image passes of the whole
+        validation, advanced and reported per image."""
         from nafft.metrics import psnr, ssim
 
-        data = self.config.data
-        count = len(self.val_set)
-        if data.val_max_images:
-            count = min(count, data.val_max_images)
+        count = self._val_count()
         sums = torch.zeros(4, dtype=torch.float64)
         was_training = model is not None and model.training
         if model is not None:
@@ -540,6 +597,9 @@ class Trainer:
                 )
                 if len(panels) < self.config.train.val_panels:
                     panels.append(torch.cat([item["blur"], pred, sharp], dim=-1))
+                if progress is not None:
+                    progress[0] += 1
+                    self._val_progress(*progress)
         finally:
             if model is not None:
                 model.train(was_training)
@@ -551,13 +611,16 @@ class Trainer:
             candidates["ema"] = self.ema.module
         record: dict[str, Any] = {"type": "val", "iter": self.iteration}
         panels: dict[str, list] = {}
+        passes = len(candidates) + (self.input_scores is None)
+        progress = [0, passes * len(range(self.dist.rank, self._val_count(), self.dist.world_size))]
+        self._val_progress(*progress)
         if self.input_scores is None:  # the blurry input's scores, the bar a model has to clear
-            sums = dist_utils.all_reduce_sum(self._evaluate(None, []), self.dist)
+            sums = dist_utils.all_reduce_sum(self._evaluate(None, [], progress), self.dist)
             self.input_scores = (float(sums[0]) / max(float(sums[1]), 1.0), float(sums[2]) / max(float(sums[3]), 1.0))
         record["input_psnr"], record["input_ssim"] = self.input_scores
         for tag, model in candidates.items():
             panels[tag] = []
-            sums = dist_utils.all_reduce_sum(self._evaluate(model, panels[tag]), self.dist)
+            sums = dist_utils.all_reduce_sum(self._evaluate(model, panels[tag], progress), self.dist)
             prefix = "" if tag == "raw" else "ema_"
             record[f"{prefix}psnr"] = float(sums[0]) / float(sums[1]) if sums[1] > 0 else math.inf
             record[f"{prefix}ssim"] = float(sums[2]) / max(float(sums[3]), 1.0)
@@ -619,9 +682,14 @@ def _grad_scaler(device: torch.device, enabled: bool):
 def train(
     config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False, callback: Callback | None = None
 ) -> dict[str, Any]:
-    """Run (or resume) a training run; see `Trainer`. Returns the summary of `Trainer.fit`."""
-    trainer = Trainer(config, run_dir, resume=resume, callback=callback)
-    try:
-        return trainer.fit()
-    finally:
-        trainer.close()
+    """Run (or resume) a training run; see `Trainer`. Returns the summary of `Trainer.fit`.
+
+    Without a `callback`, progress is logged (`LoggingCallback`), and shown on stderr when the caller has not set up
+    logging at all (`visible_logging`).
+    """
+    with visible_logging():
+        trainer = Trainer(config, run_dir, resume=resume, callback=callback or LoggingCallback())
+        try:
+            return trainer.fit()
+        finally:
+            trainer.close()

@@ -3,6 +3,9 @@ tabulate (the notes' empty PSNR table, filled).
 
 Runs live in OUT/runs/<config>/seed<k>/ as normal run directories; a finished run (trained to the budget and
 evaluated) is skipped on a re-run and an interrupted one is resumed, so the command can be stopped and run again.
+A folder whose runs were made with another budget or other settings is refused before any training: resuming them
+would continue past (or cut short) their learning-rate schedule, or mix settings, under a table that says otherwise.
+`extend=True` (`--extend`) continues runs with a smaller budget to the new one, and the table says so.
 """
 
 from __future__ import annotations
@@ -11,13 +14,15 @@ import json
 import logging
 import platform
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from nafft.data.io import atomic_write_bytes
+from nafft.config import to_dict
+from nafft.errors import UserError
 from nafft.experiments.plots import plot_curves
 from nafft.experiments.runs import (
     RunResult,
@@ -27,6 +32,7 @@ from nafft.experiments.runs import (
     recipe_config,
     train_and_evaluate,
 )
+from nafft.fileio import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +56,7 @@ class AblationOptions:
         test: held-out pair folders (default: synthesised).
         plan: the synthetic data when folders are not given.
         overrides: `a.b=value` applied to every config (e.g. `data.batch_size=16`).
+        extend: continue runs of OUT trained with a smaller budget to `iterations` (refused otherwise).
     """
 
     configs: tuple[str, ...] = DEFAULT_CONFIGS
@@ -62,6 +69,78 @@ class AblationOptions:
     test: tuple[Path, ...] = ()
     plan: SynthPlan = field(default_factory=SynthPlan)
     overrides: tuple[str, ...] = ()
+    extend: bool = False
+
+
+# Keys `recipe_config` derives from the iteration budget: they change with it and are not settings of their own.
+BUDGET_KEYS = ("train.iterations", "train.val_every", "train.checkpoint_every", "train.log_every",
+               "schedule.warmup_iters")
+EXTENDED_FILE = "extended_from.json"
+
+
+def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        keys = list(dict.fromkeys([*old, *new]))
+        return [d for k in keys for d in _diff(old.get(k), new.get(k), f"{prefix}.{k}" if prefix else k)]
+    if isinstance(old, list | tuple) and isinstance(new, list | tuple):
+        old, new = list(old), list(new)
+    return [] if old == new else [prefix]
+
+
+def check_existing_runs(planned: list[tuple[str, int, Any, Path]], iterations: int, extend: bool) -> dict[str, int]:
+    """Compare the runs already in their folders with the planned ones, before anything is trained.
+
+    Args:
+        planned: (config name, seed, TrainConfig, run folder) of every run of this job.
+        iterations: the budget asked for.
+        extend: allow continuing runs with a smaller budget.
+
+    Returns:
+        {run label: the budget it had} for the runs that will be extended.
+
+    Raises:
+        UserError: one line naming the runs and the difference: other settings, a larger budget (cannot be cut
+            short), or a smaller one without `extend`.
+    """
+    import yaml
+
+    other: dict[str, list[str]] = {}
+    longer: dict[str, int] = {}
+    shorter: dict[str, int] = {}
+    for name, seed, config, run_dir in planned:
+        saved = run_dir / "config.yaml"
+        if not saved.is_file():
+            continue
+        old = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
+        changed = _diff(old, to_dict(config))
+        label = f"{name} seed {seed}"
+        if [k for k in changed if k not in BUDGET_KEYS]:
+            other[label] = [k for k in changed if k not in BUDGET_KEYS]
+        elif "train.iterations" in changed:
+            before = int(old["train"]["iterations"])
+            (longer if before > iterations else shorter)[label] = before
+    where = planned[0][3].parents[2] if planned else Path(".")
+    if other:
+        first = next(iter(other))
+        raise UserError(
+            f"{where}: {len(other)} run(s) there were made with other settings ({first}: {', '.join(other[first])}); "
+            f"use another --out"
+        )
+    if longer:
+        budgets = sorted(set(longer.values()))
+        raise UserError(
+            f"{where}: runs there were trained for {', '.join(map(str, budgets))} iterations "
+            f"({', '.join(longer)}); they cannot be cut to --iterations {iterations}: use another --out"
+        )
+    if shorter and not extend:
+        budgets = sorted(set(shorter.values()))
+        raise UserError(
+            f"{where}: runs there were trained for {', '.join(map(str, budgets))} iterations "
+            f"({', '.join(shorter)}); --iterations {iterations} would resume them past their finished learning-rate "
+            f"schedule. Pass --extend to continue them to {iterations} iterations (the table then says so), or use "
+            f"another --out"
+        )
+    return shorter
 
 
 @dataclass
@@ -97,16 +176,30 @@ def run_ablation(opts: AblationOptions, callback_factory=None, progress=None) ->
         data = make_datasets(out / "data", opts.plan, progress=progress)
         train, val, test = train or data.train, val or data.val, test or data.test
     paths = [find_config(c) for c in opts.configs]
-    results: list[ConfigResult] = []
+    planned = []
     for path in paths:
-        runs = []
-        config = None
         for k in range(opts.seeds):
             seed = opts.seed + k
             config = recipe_config(path, train, val, opts.iterations, seed, opts.overrides, checkpoints=4)
-            run_dir = out / "runs" / path.stem / f"seed{seed}"
-            callback = callback_factory(f"{path.stem} seed {seed}") if callback_factory else None
-            runs.append(train_and_evaluate(path.stem, config, run_dir, test, panels=2, callback=callback))
+            planned.append((path.stem, seed, config, out / "runs" / path.stem / f"seed{seed}"))
+    extending = check_existing_runs(planned, opts.iterations, opts.extend)
+    for name, seed, _, run_dir in planned:
+        before = extending.get(f"{name} seed {seed}")
+        if before is not None:
+            log.info("%s seed %d: extending from %d to %d iterations", name, seed, before, opts.iterations)
+            if not (run_dir / EXTENDED_FILE).is_file():
+                atomic_write_bytes(run_dir / EXTENDED_FILE, json.dumps({"from": before}).encode())
+    results: list[ConfigResult] = []
+    extended: dict[str, int] = {}
+    for path in paths:
+        runs = []
+        config = None
+        for name, seed, config, run_dir in (p for p in planned if p[0] == path.stem):
+            callback = callback_factory(f"{name} seed {seed}") if callback_factory else None
+            runs.append(train_and_evaluate(name, config, run_dir, test, panels=2, callback=callback))
+            marker = run_dir / EXTENDED_FILE
+            if marker.is_file():
+                extended[f"{name} seed {seed}"] = int(json.loads(marker.read_text())["from"])
         results.append(ConfigResult(path.stem, path, describe(config), runs))
     table = summarize(results)
     table.update(
@@ -115,6 +208,7 @@ def run_ablation(opts: AblationOptions, callback_factory=None, progress=None) ->
         train=[str(p) for p in train],
         test=[str(p) for p in test],
         machine=f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
+        extended_from=extended,
     )
     atomic_write_bytes(out / "ablation.json", (json.dumps(table, indent=2) + "\n").encode())
     plot = plot_curves({r.name: [run.curve for run in r.runs] for r in results}, out / "ablation_curves.png",
@@ -158,13 +252,21 @@ def summarize(results: list[ConfigResult]) -> dict[str, Any]:
 
 def render_markdown(table: dict[str, Any], plot_name: str) -> str:
     seeds = len(table["seeds"])
+    extended = table.get("extended_from") or {}
+    note = ""
+    if extended:
+        froms = ", ".join(str(v) for v in sorted(set(extended.values())))
+        note = (f" **Extended runs:** {len(extended)} run(s) were trained for {froms} iterations and then continued to "
+                f"{table['iterations']} with a new schedule ({', '.join(extended)}); they are not the same as runs "
+                f"trained for {table['iterations']} iterations from the start.")
     lines = [
         "# Ablation",
         "",
         f"{table['iterations']} iterations per run, seeds {', '.join(map(str, table['seeds']))}; held-out test set of "
         f"{table['test_images']} images ({', '.join(table['test'])}); PSNR and SSIM (MATLAB/BasicSR 2-D) on 8-bit "
         f"RGB, TLC on, mean +- standard deviation over {seeds} seed{'s' if seeds > 1 else ''}. "
-        f"Blurry input: {table['input_psnr']:.2f} dB / {table['input_ssim']:.4f}. Machine: {table['machine']}.",
+        f"Blurry input: {table['input_psnr']:.2f} dB / {table['input_ssim']:.4f}. Machine: {table['machine']}."
+        + note,
         "",
         "| variant | what it is | params | GMACs @256 | PSNR (dB) | SSIM | delta PSNR | delta SSIM |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
