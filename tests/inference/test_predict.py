@@ -170,18 +170,33 @@ def test_cpu_tiles_large_images_for_speed():
     small = build_model("nafnet-small")  # width 16, expansion 2: 128 bytes per pixel at full resolution
     assert largest_buffer(small, 512, 512) == FAST_BUFFER_BYTES
     assert speed_tile(small, 512, 512) is None and speed_tile(small, 560, 560) is None
-    for side in (640, 768, 1024, 2048):
+    for side in (576, 768, 1024, 2048):
         tile = speed_tile(small, side, side)
         assert tile is not None and tile % 16 == 0 and 256 <= tile < side
         assert largest_buffer(small, tile, tile) <= FAST_TILE_BYTES
         computed = len(TileLayout(side, side, tile, 32, 16)) * tile * tile
         assert computed < whole_slowdown(largest_buffer(small, side, side)) * side * side
-    assert speed_tile(small, 3000, 4000) == 304
-    # measured: nafnet-w32 at 512x512 is faster whole (14.3 s/MP against 23.7 in 256 px tiles), at 1024 tiled
+    assert speed_tile(small, 3000, 4000) == 368
+    # nafnet-w32 at 512x512: whole beat 256 px tiles, which compute 2.25x the pixels; a 2x2 layout is all that pays
     w32 = build_model("nafnet-w32")
-    assert speed_tile(w32, 512, 512) is None and speed_tile(w32, 1024, 1024) == 256
+    tile = speed_tile(w32, 512, 512)
+    assert len(TileLayout(512, 512, tile, 32, 16)) == 4
     predictor = Predictor(small, device="cpu", memory_budget=1 << 40)
-    assert predictor.tile_for(3000, 4000) == 304
+    assert predictor.tile_for(3000, 4000) == 368
     assert Predictor(small, device="cpu", tile=0).tile_for(3000, 4000) is None  # --tile 0: never
     assert Predictor(small, device="cpu", tile=1024).tile_for(3000, 4000) == 1024  # an explicit tile wins
     assert Predictor(small, device="cpu", overlap=120, memory_budget=1 << 40).tile_for(3000, 4000) >= 360
+
+
+def test_speed_tiles_are_never_smaller_than_the_tlc_window():
+    """A tile no larger than TLC's window would turn TLC into pooling over the tile: speed tiling never does that."""
+    from nafft.inference.predict import speed_tile, tlc_window
+    from nafft.models import build_model
+
+    small = enable_tlc(build_model("nafnet-small"), 256)  # 384 px windows
+    assert tlc_window(small) == 384
+    assert all(speed_tile(small, h, w) >= 384 for h, w in ((768, 768), (1728, 2304), (3000, 4000)))
+    assert speed_tile(small, 640, 640) is None  # 384 px tiles would compute more than they save
+    w32 = enable_tlc(build_model("nafnet-w32"), 256)  # no tile of 384 px keeps w32's buffers small: whole
+    assert speed_tile(w32, 3000, 4000) is None
+    assert tlc_window(build_model("nafnet-w32")) == 0 and speed_tile(build_model("nafnet-w32"), 3000, 4000) == 304

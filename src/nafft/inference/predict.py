@@ -44,10 +44,10 @@ MIN_TILE_MULTIPLES = 4
 # `benchmarks/bench_inference.py --sections crossover` (1 thread, TLC on; README "Whole or tiled"): whole images whose
 # full-resolution buffers exceed it run slower per pixel the larger they are (nafnet-small: 2.1 s/MP at 512x512,
 # 4.8 at 768, 7.5 at 2048; nafnet-w32: 11.4 s/MP at 384, 14.3 at 512, 22.8 at 1024), while tiles whose buffers stay
-# at or under half of it hold their speed (256-384 px tiles of nafnet-small 1.3-1.7 s/MP, overlaps included;
+# well under it hold their speed (256-384 px tiles of nafnet-small, 8-19 MiB buffers: 1.3-1.7 s/MP, overlaps included;
 # 352 px tiles of nafnet-w32, 31.7 MiB buffers, were already slow). `whole_slowdown` is fitted to those figures.
 FAST_BUFFER_BYTES = 32 << 20
-FAST_TILE_BYTES = FAST_BUFFER_BYTES // 2
+FAST_TILE_BYTES = 24 << 20
 
 
 def whole_slowdown(buffer_bytes: int) -> float:
@@ -136,23 +136,34 @@ def largest_buffer(model: nn.Module, height: int, width: int, element_size: int 
     return round_up(height, m) * round_up(width, m) * channels * element_size
 
 
+def tlc_window(model: nn.Module) -> int:
+    """The side of the largest TLC pooling window (the full-resolution one), 0 under global pooling."""
+    from nafft.models.pooling import AvgPool
+
+    sizes = [max(m.kernel_size) for m in model.modules() if isinstance(m, AvgPool) and m.kernel_size is not None]
+    return max(sizes, default=0)
+
+
 def speed_tile(model: nn.Module, height: int, width: int, overlap: int | None = None,
                element_size: int = 4) -> int | None:
     """On the CPU: the tile side that makes an (H, W) image faster to predict than a whole-image pass, or None.
 
-    Among the tiles whose buffers stay under `FAST_TILE_BYTES` (padder multiples from `MIN_AUTO_TILE` up), the one
-    whose layout computes the fewest pixels (overlaps and padding included) is chosen, if those pixels are fewer than
-    `whole_slowdown` times the image's.
+    Among the tiles whose buffers stay under `FAST_TILE_BYTES` (padder multiples from `MIN_AUTO_TILE`, and from the
+    TLC window, so that a tile never turns TLC into pooling over the whole tile), the one whose layout computes the
+    fewest pixels (overlaps and padding included) is chosen, if those pixels are fewer than `whole_slowdown` times
+    the image's. A model whose TLC window is larger than any fast tile (official weights at width 32 or 64: 384 px)
+    is not tiled for speed.
     """
     slowdown = whole_slowdown(largest_buffer(model, height, width, element_size))
     if slowdown <= 1.0:
         return None
     m = padder_size(model)
     per_pixel = largest_buffer(model, m, m, element_size) / (m * m)
-    largest = max(round_up(MIN_AUTO_TILE, m), math.isqrt(int(FAST_TILE_BYTES / per_pixel)) // m * m)
+    largest = math.isqrt(int(FAST_TILE_BYTES / per_pixel)) // m * m
+    smallest = round_up(max(MIN_AUTO_TILE, tlc_window(model)), m)
     padded = (round_up(height, m), round_up(width, m))
     best: tuple[int, int] | None = None
-    for tile in range(round_up(MIN_AUTO_TILE, m), largest + 1, m):
+    for tile in range(smallest, largest + 1, m):
         ov = min(DEFAULT_OVERLAP, tile // 3) if overlap is None else overlap
         if tile - ov < m:
             continue
