@@ -66,6 +66,7 @@ def test_every_writer_gives_readable_files(tmp_path, umask):
     from nafft.data.io import write_image
     from nafft.engine.checkpoint import save_state
     from nafft.engine.evaluate import evaluate
+    from nafft.experiments.plots import plot_curves
     from nafft.inference.export import export_safetensors
     from nafft.models import save_model
 
@@ -78,6 +79,7 @@ def test_every_writer_gives_readable_files(tmp_path, umask):
         save_model(_tiny_model(), tmp_path / "w.safetensors"),
         save_state(tmp_path / "state.safetensors", {"iteration": 3, "x": torch.ones(2)}),
         export_safetensors(_tiny_model(), tmp_path / "folded.safetensors").path,
+        plot_curves({"run": [[(1, 20.0), (2, 21.0)]]}, tmp_path / "curves.png", title="t"),
     ]
     from nafft.data.pairs import Pair
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nafft.fileio import atomic_write
+
 
 def _pyplot():
     import matplotlib
@@ -48,7 +50,6 @@ def plot_curves(
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format=path.suffix.lstrip(".").lower() or "png"))
     plt.close(fig)
     return path
