@@ -7,10 +7,17 @@ import pytest
 import yaml
 
 from nafft.config import apply_overrides, dump_yaml, from_dict, load_yaml, suggest, to_dict
-from nafft.engine.config import TrainConfig, build_config, load_config
+from nafft.engine.config import (
+    TrainConfig,
+    build_config,
+    find_config,
+    load_config,
+    package_configs,
+    recipe_names,
+)
 from nafft.errors import ConfigError, UserError
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = package_configs()
 
 
 @dataclass
@@ -138,7 +145,7 @@ def test_variant_configs_differ_from_their_recipe_only_where_the_notes_say():
 
 def test_every_config_file_loads_and_small_ones_fit_a_cpu():
     files = sorted(CONFIGS.glob("*.yaml"))
-    assert len(files) == 15
+    assert len(files) >= 16  # the 15 of the notes and the default model's nafft-photo
     for path in files:
         cfg = load_config(path)
         if path.stem.endswith("-small"):
@@ -168,3 +175,50 @@ def test_resolved_config_round_trips_and_spells_out_the_model(tmp_path):
     assert again == cfg
     assert yaml.safe_load(cfg.to_yaml())["model"]["preset"] == "nafft-v2-small"
     assert TrainConfig().model_config().width == 32
+
+
+def test_recipes_are_package_data_found_by_name_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert CONFIGS.parent.name == "nafft" and len(recipe_names()) >= 16
+    assert find_config("nafnet-small") == CONFIGS / "nafnet-small.yaml"
+    assert find_config("nafnet-small.yaml") == CONFIGS / "nafnet-small.yaml"
+    # the repository layout of before the move still works for scripts
+    assert find_config("configs/nafft-photo.yaml") == CONFIGS / "nafft-photo.yaml"
+    assert load_config("nafft-v2-small").loss.fft == 0.05  # the base chain is followed inside the package
+    # a project's own ./configs comes first, and a path is taken as it is
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "nafnet-small.yaml").write_text("model: nafnet-w32\n")
+    assert find_config("nafnet-small") == Path("configs/nafnet-small.yaml")
+    own = tmp_path / "mine.yaml"
+    own.write_text("model: nafnet-small\n")
+    assert find_config(own) == own
+    with pytest.raises(ConfigError, match=r"config 'nafnet-smal': .* \(did you mean 'nafnet-small'\?\)"):
+        find_config("nafnet-smal")
+    with pytest.raises(ConfigError, match="config 'elsewhere/nafnet-small.yaml': not a file"):
+        find_config("elsewhere/nafnet-small.yaml")  # only a bare name or configs/NAME is looked up
+
+
+def test_configs_command_lists_shows_and_copies_a_standalone_recipe(tmp_path, monkeypatch, capsys):
+    from nafft.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["configs"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in listed] == recipe_names()
+    assert any(line.startswith("nafnet-small ") and "CPU" in line for line in listed)
+    assert main(["configs", "show", "nafft-v4-small"]) == 0
+    assert capsys.readouterr().out == (CONFIGS / "nafft-v4-small.yaml").read_text()
+    assert main(["configs", "show", "nafft-v4-small", "--resolved"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out) == to_dict(load_config("nafft-v4-small"))
+
+    assert main(["configs", "copy", "nafft-v4-small", "mine/"]) == 0
+    copied = tmp_path / "mine" / "nafft-v4-small.yaml"
+    assert copied.read_text().startswith("# Variant 4")
+    assert "base" not in yaml.safe_load(copied.read_text())  # needs no other file
+    assert to_dict(load_config(copied)) == to_dict(load_config("nafft-v4-small"))
+    assert main(["configs", "copy", "nafnet-small", "mine/own.yaml"]) == 0  # no base: copied verbatim
+    assert (tmp_path / "mine" / "own.yaml").read_text() == (CONFIGS / "nafnet-small.yaml").read_text()
+    capsys.readouterr()
+    assert main(["configs", "copy", "nafnet-small", "mine/own.yaml"]) == 2
+    assert "exists; pass --force" in capsys.readouterr().err
+    assert main(["configs", "copy", "nafnet-small", "mine/own.yaml", "--force"]) == 0

@@ -21,6 +21,7 @@ COMMANDS = {
     "prepare": "prepare",
     "synth": "synth",
     "profile": "profile",
+    "configs": "configs",
     "train": "train",
     "eval": "eval",
     "deblur": "deblur",

@@ -19,7 +19,7 @@ log = logging.getLogger("nafft.train")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", "--config", metavar="CONFIG",
-                        help="a recipe name (nafnet-small, nafft-v2-w32, ...: configs/NAME.yaml) or a YAML file; "
+                        help="a recipe name (nafnet-small, nafft-v2-w32, ...: see `nafft configs`) or a YAML file; "
                              "optional with --resume")
     parser.add_argument("-o", "--out", type=Path, required=True, metavar="RUN_DIR",
                         help="run folder (checkpoints, logs)")
@@ -96,9 +96,8 @@ class TrainProgress:
 def run(args: argparse.Namespace) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from nafft.engine.config import load_config
+    from nafft.engine.config import find_config, load_config
     from nafft.engine.trainer import train
-    from nafft.experiments.runs import find_config
 
     config_path = find_config(args.config) if args.config is not None else None
     if config_path is None:

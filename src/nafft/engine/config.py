@@ -3,7 +3,8 @@
 A config file is the YAML form of `TrainConfig`; every key is checked, and a misspelt one is reported as one line
 naming the dotted key with the closest valid name (`unknown key 'optim.learning_rate' (did you mean 'optim.lr'?)`).
 A file may start from another with `base: OTHER.yaml` (a path relative to the file); its keys are merged into the
-base section by section, so a variant is a few-line diff of its recipe. `--set a.b=value` overrides are applied
+base section by section, so a variant is a few-line diff of its recipe. The recipes ship inside the package
+(`nafft/configs/*.yaml`, read with `importlib.resources`) and are found by name from any folder (`find_config`). `--set a.b=value` overrides are applied
 after the merge. The resolved config (every default filled in, the model's architecture spelled out) is written to
 RUN_DIR/config.yaml and into every checkpoint.
 
@@ -17,13 +18,48 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from nafft.config import apply_overrides, dump_yaml, from_dict, load_yaml, to_dict
+from nafft.config import apply_overrides, dump_yaml, from_dict, load_yaml, suggest, to_dict
 from nafft.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+LOCAL_CONFIGS = Path("configs")  # a project's own recipes, relative to the working directory, found before ours
+
+
+def package_configs() -> Path:
+    """The folder of the recipes shipped with nafft (package data, a real folder in every normal install)."""
+    return Path(str(resources.files("nafft").joinpath("configs")))
+
+
+def recipe_names() -> list[str]:
+    """The names of the shipped recipes, sorted."""
+    return sorted(p.stem for p in package_configs().glob("*.yaml"))
+
+
+def find_config(spec: str | Path) -> Path:
+    """A recipe file from a path or a name, looked up in this order: the path as given, ./configs/NAME.yaml, the
+    recipes shipped with nafft. `configs/NAME.yaml` (the repository layout before the recipes moved into the
+    package) still finds NAME.
+
+    Raises:
+        ConfigError: nothing found; names the closest shipped recipe.
+    """
+    spec = Path(spec)
+    if spec.is_file():
+        return spec
+    if spec.parent in (Path("."), LOCAL_CONFIGS):
+        name = spec.name if spec.suffix in (".yaml", ".yml") else spec.name + ".yaml"
+        for folder in (LOCAL_CONFIGS, package_configs()):
+            if (folder / name).is_file():
+                return folder / name
+    raise ConfigError(
+        f"config '{spec}': not a file, nor a recipe in ./configs or shipped with nafft"
+        f"{suggest(spec.stem, recipe_names())}; `nafft configs` lists them"
+    )
 
 
 @dataclass
@@ -322,13 +358,15 @@ def build_config(data: Mapping[str, Any] | None = None, overrides: Iterable[str]
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> TrainConfig:
-    """Read a training config file (following `base:`), apply `--set` overrides and validate.
+    """Read a training config file or recipe name (`find_config`; following `base:`), apply `--set` overrides and
+    validate.
 
     A run shortened with `train.iterations=N` keeps the recipe's warm-up only if it fits: a recipe warm-up of N or
     more iterations (the `*-small` recipes warm up for 50) becomes a tenth of the run, as `nafft ablate` and
     `nafft demo` do, and says so in the log; a warm-up set by an override as well is taken as it is (and checked).
     """
     overrides = list(overrides)
+    path = find_config(path)
     mapping = read_config_file(path)
     keys = {item.partition("=")[0].strip() for item in overrides}
     if "train.iterations" in keys and "schedule.warmup_iters" not in keys:

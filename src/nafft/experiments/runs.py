@@ -13,28 +13,11 @@ from typing import Any
 
 import torch
 
-from nafft.config import suggest
-from nafft.data.io import atomic_write_bytes
+from nafft.engine.config import find_config  # noqa: F401 (the recipes' lookup, imported from here by scripts)
 from nafft.errors import UserError
+from nafft.fileio import atomic_write_bytes
 
 log = logging.getLogger(__name__)
-
-# The repository's configs/ folder (src layout: src/nafft/experiments/runs.py -> ../../../configs).
-REPO_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
-
-
-def find_config(spec: str | Path) -> Path:
-    """A recipe file: a path as given, or a name looked up in ./configs and in the repository's configs/."""
-    spec = Path(spec)
-    names = [spec] if spec.suffix in (".yaml", ".yml") else [spec.with_name(spec.name + ".yaml"), spec]
-    for name in names:
-        for candidate in (name, Path("configs") / name, REPO_CONFIGS / name):
-            if candidate.is_file():
-                return candidate
-    known = sorted(p.stem for p in REPO_CONFIGS.glob("*.yaml")) if REPO_CONFIGS.is_dir() else []
-    raise UserError(
-        f"config '{spec}': not found as a file, in ./configs or in {REPO_CONFIGS}{suggest(spec.stem, known)}"
-    )
 
 
 def recipe_config(path: Path, train: Sequence[Path], val: Path | None, iterations: int, seed: int,
