@@ -2,22 +2,33 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nafft.models.pooling import AvgPool, _box_sums
+from nafft.models.pooling import AvgPool, _window_sums, box_sums
 
 
-def naive_box_sums(x: torch.Tensor, k: int, dim: int) -> torch.Tensor:
-    n = x.shape[dim]
-    return torch.stack([x.narrow(dim, j, k).sum(dim) for j in range(n - k + 1)], dim=dim)
+def naive_window_sums(a: torch.Tensor, k: int) -> torch.Tensor:
+    n = a.shape[1]
+    return torch.stack([a[:, j : j + k].sum(1) for j in range(n - k + 1)], dim=-1)  # (N, I, n - k + 1)
 
 
 @pytest.mark.parametrize("n,k", [(9, 9), (9, 1), (9, 3), (9, 4), (9, 5), (9, 8), (10, 5), (10, 6)])
-@pytest.mark.parametrize("dim", [-1, -2])
-def test_box_sums_equal_explicit_window_sums(n, k, dim):
-    # covers both ways of computing them: prefix differences (k <= n/2) and whole minus head and tail (k > n/2)
-    x = torch.rand(2, 3, n, n, dtype=torch.float64)
-    got = _box_sums(x, k, dim)
-    assert got.shape[dim] == n - k + 1
-    torch.testing.assert_close(got, naive_box_sums(x, k, dim), rtol=0, atol=1e-12)
+@pytest.mark.parametrize("inner", [1, 3])
+def test_window_sums_equal_explicit_window_sums(n, k, inner):
+    a = torch.rand(4, n, inner, dtype=torch.float64)
+    got = _window_sums(a, k)
+    assert got.shape == (4, inner, n - k + 1) and got.is_contiguous()
+    torch.testing.assert_close(got, naive_window_sums(a, k), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("size,kernel", [((13, 17), (6, 11)), ((16, 16), (4, 12)), ((9, 20), (9, 5)), ((7, 5), (7, 5))])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_box_sums_keep_the_memory_format(size, kernel, channels_last):
+    x = torch.rand(2, 5, *size, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    got = box_sums(x, *kernel)
+    want = F.avg_pool2d(x, kernel, stride=1) * (kernel[0] * kernel[1])
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    assert got.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
 @pytest.mark.parametrize("size,kernel", [((13, 17), (6, 11)), ((16, 16), (4, 12)), ((9, 20), (9, 5))])
@@ -41,6 +52,9 @@ def test_multiply_equals_the_product_with_the_expanded_statistics(stats_size, ch
     want = x * pool.expand(stats, x.shape)
     assert torch.equal(got, want)
     assert got.is_contiguous(memory_format=torch.channels_last) == channels_last
+    with torch.no_grad():
+        inplace = pool.multiply(x, stats, inplace=True)
+    assert inplace.data_ptr() == x.data_ptr() and torch.equal(inplace, want)
 
 
 def test_multiply_keeps_gradients():

@@ -86,7 +86,7 @@ class NAFBlock(nn.Module):
         if att.shape[0] == 1 and att.shape[-2:] == (1, 1) and not torch.jit.is_tracing():
             w3 = w3 * att.view(1, -1, 1, 1)  # x * att, folded into the weights
         else:
-            x = self.attn.pool.multiply(x, att)
+            x = self.attn.pool.multiply(x, att, inplace=True)  # x is the gate's fresh output
         y = conv1x1(x, w3, b3).add_(inp)
         if self.fft is not None:
             y = y + self.fft.branch(inp)

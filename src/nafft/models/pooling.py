@@ -40,25 +40,29 @@ class AvgPool(nn.Module):
             return x.mean((-2, -1), keepdim=True)
         h, w = x.shape[-2:]
         k1, k2 = min(h, self.kernel_size[0]), min(w, self.kernel_size[1])
-        # Box sums in float32 even under mixed precision, one axis at a time (W first, which shrinks the tensor
-        # before the pass along H); no padded copies of the features.
-        out = _box_sums(_box_sums(x.float(), k2, -1), k1, -2)
+        # float32 even under mixed precision; the same memory format as the features
+        out = box_sums(x.float(), k1, k2)
         out /= k1 * k2
         return out.to(x.dtype)
 
-    def multiply(self, x: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
-        """`x * expand(stats, x.shape)` without building the expanded tensor.
+    def multiply(self, x: torch.Tensor, stats: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+        """`x * expand(stats, x.shape)` without building the expanded tensor; into `x` itself when `inplace`
+        (ignored while autograd records).
 
         The replicate padding repeats the statistics' border rows and columns, so the product splits into up to
         nine rectangles, each the features times a broadcast slice of the statistics, written into one output.
         """
         sh, sw = stats.shape[-2:]
-        needs_grad = torch.is_grad_enabled() and (x.requires_grad or stats.requires_grad)
-        if (sh == 1 and sw == 1) or needs_grad:  # `out=` products do not record gradients
-            return x * self.expand(stats, x.shape)
+        if torch.is_grad_enabled() and (x.requires_grad or stats.requires_grad):
+            return x * self.expand(stats, x.shape)  # `out=` products do not record gradients
+        if inplace and x.dtype == torch.result_type(x, stats):
+            out = x
+        elif sh == 1 and sw == 1:
+            return x * stats
+        else:
+            out = torch.empty_like(x, dtype=torch.result_type(x, stats))
         h, w = x.shape[-2:]
         top, left = (h - sh) // 2, (w - sw) // 2
-        out = torch.empty_like(x, dtype=torch.result_type(x, stats))
         rows = ((0, top, slice(0, 1)), (top, top + sh, slice(None)), (top + sh, h, slice(sh - 1, sh)))
         cols = ((0, left, slice(0, 1)), (left, left + sw, slice(None)), (left + sw, w, slice(sw - 1, sw)))
         for r0, r1, rs in rows:
@@ -77,22 +81,37 @@ class AvgPool(nn.Module):
         return F.pad(stats, pad, mode="replicate")
 
 
-def _box_sums(x: torch.Tensor, k: int, dim: int) -> torch.Tensor:
-    """Sums of every window of `k` consecutive elements along `dim` (length n - k + 1), from prefix sums.
+def box_sums(x: torch.Tensor, k1: int, k2: int) -> torch.Tensor:
+    """Sums of every k1 x k2 window of (B, C, H, W) `x`: (B, C, H - k1 + 1, W - k2 + 1), in `x`'s memory format.
 
-    For windows longer than half the axis (TLC's usual case) the sum at j is the whole sum minus the uncovered head
-    `x[:j]` and tail `x[j+k:]`, which needs prefix sums over 2 (n - k) elements only; otherwise S[j+k-1] - S[j-1].
+    Along W, then along H; each pass sees the tensor as (N, L, I) with the summed axis L and the innermost axis I
+    (W passes of NCHW tensors: I = 1; of channels_last tensors: I = C; H passes: I = the rest).
     """
-    n = x.shape[dim]
-    m = n - k  # the window takes m + 1 positions
-    if m == 0:
-        return x.sum(dim, keepdim=True)
-    if 2 * k > n:
-        out = x.sum(dim, keepdim=True).expand_as(x.narrow(dim, 0, m + 1)).clone()
-        out.narrow(dim, 1, m).sub_(x.narrow(dim, 0, m).cumsum(dim))  # head: x[:j] for j = 1..m
-        out.narrow(dim, 0, m).sub_(x.narrow(dim, k, m).flip(dim).cumsum(dim).flip(dim))  # tail: x[j+k:], j < m
-        return out
-    s = x.cumsum(dim)
-    out = s.narrow(dim, k - 1, m + 1).clone()
-    out.narrow(dim, 1, m).sub_(s.narrow(dim, 0, m))
+    b, c, h, w = x.shape
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        rows = _window_sums(x.permute(0, 2, 3, 1).reshape(b * h, w, c), k2)  # (B*H, C, W')
+        out = _window_sums(rows.view(b, h, -1), k1)  # (B, C*W', H')
+        return out.view(b, c, w - k2 + 1, h - k1 + 1).transpose(-1, -2).contiguous(memory_format=torch.channels_last)
+    rows = _window_sums(x.reshape(b * c * h, w, 1), k2)  # (B*C*H, 1, W')
+    out = _window_sums(rows.view(b * c, h, -1), k1)  # (B*C, W', H')
+    return out.view(b, c, w - k2 + 1, h - k1 + 1).transpose(-1, -2).contiguous()
+
+
+def _window_sums(a: torch.Tensor, k: int) -> torch.Tensor:
+    """Sums of every `k` consecutive entries along axis 1 of an (N, L, I) tensor, as a contiguous (N, I, L - k + 1).
+
+    The sum of window j is the first window's sum plus the prefix sum of `a[k:] - a[:L-k]` up to j - 1: one
+    reduction over the first k entries, one subtraction over the last L - k, and prefix sums taken along the
+    innermost axis (the subtraction writes the differences transposed), where PyTorch's cumsum is fast; along an
+    outer axis it ran 20x slower, and so did reductions over single axes of 4-D channels_last tensors.
+    """
+    n, length, inner = a.shape
+    m = length - k
+    out = torch.empty(n, inner, m + 1, dtype=a.dtype, device=a.device)
+    out[:, :, 0] = a[:, :k].sum(1)
+    if m:
+        diff = torch.empty(n, inner, m, dtype=a.dtype, device=a.device)
+        torch.sub(a[:, k:].transpose(1, 2), a[:, :m].transpose(1, 2), out=diff)
+        torch.cumsum(diff, dim=-1, out=out[:, :, 1:])
+        out[:, :, 1:] += out[:, :, :1]
     return out
