@@ -148,6 +148,17 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+def diff_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two nested mappings (a list and a tuple of equal items are
+    equal), e.g. a saved run config against a new one."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        keys = list(dict.fromkeys([*old, *new]))
+        return [d for k in keys for d in diff_keys(old.get(k), new.get(k), f"{prefix}.{k}" if prefix else k)]
+    if isinstance(old, list | tuple) and isinstance(new, list | tuple):
+        old, new = list(old), list(new)
+    return [] if old == new else [prefix]
+
+
 def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
     """Apply `a.b.c=value` overrides to a nested mapping; values are parsed as YAML (`1e-3`, `[1, 2]`, `true`).
 

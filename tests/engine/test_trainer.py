@@ -318,3 +318,57 @@ def test_progress_bar_leaves_validation_time_out_of_its_rate(monkeypatch):
     assert progress.val_bar is None  # the transient bar is gone
     assert progress.bar.start_t == pytest.approx(start + 30.0)  # 30 s not counted as training time
     progress.on_end({})
+
+
+STATE_V1 = Path(__file__).parent / "data" / "state_0000002.safetensors"
+STATE_V1_KEYS = {"format", "iteration", "model", "ema", "optimizer", "scaler", "schedule", "rng", "counters", "best",
+                 "world_size", "config"}
+
+
+def test_a_training_state_written_before_the_refactor_resumes(pair_data, tmp_path):
+    """data/state_0000002.safetensors was written by the trainer of commit 62f2789 (format 1: width 4, one level,
+    EMA 0.9, validated at iteration 2); a run in progress then must resume with today's code."""
+    old = load_state(STATE_V1)
+    assert set(old) == STATE_V1_KEYS and old["format"] == 1 and old["iteration"] == 2
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / STATE_V1.name).write_bytes(STATE_V1.read_bytes())
+    cfg = tiny_config(pair_data, model={"width": 4, "enc_blocks": [1], "middle_blocks": 1, "dec_blocks": [1]},
+                      train={"iterations": 4, "checkpoint_every": 2, "val_every": 2, "log_every": 1, "ema": 0.9})
+    trainer = Trainer(cfg, run, resume=True)
+    try:
+        assert trainer.iteration == 2 and trainer.best == old["best"]
+        for key, value in old["model"].items():
+            assert torch.equal(trainer.net.state_dict()[key], value), key
+        assert trainer.optimizer.state_dict()["state"][0]["step"] == 2
+        assert trainer.ema.updates == old["ema"]["updates"]
+        assert trainer.fit()["iteration"] == 4
+    finally:
+        trainer.close()
+    assert set(load_state(run / "checkpoints" / "state_0000004.safetensors")) == STATE_V1_KEYS
+    meta = read_metadata(run / "checkpoints" / "last_ema.safetensors")
+    assert meta["nafft_weights"] == "ema" and meta["nafft_iteration"] == "4" and CONFIG_KEY in meta
+
+
+class _Ends(Callback):
+    def __init__(self):
+        self.ends = []
+
+    def on_end(self, summary):
+        self.ends.append(summary["iteration"])
+
+
+def test_on_end_runs_however_the_loop_ends(pair_data, tmp_path):
+    """The progress bar stayed open when a finished run had nothing to do or the run diverged."""
+    cfg = tiny_config(pair_data, train={"iterations": 2, "max_nonfinite": 2})
+    ends = _Ends()
+    train(cfg, tmp_path / "run", callback=ends)
+    train(cfg, tmp_path / "run", resume=True, callback=ends)  # nothing to do
+    trainer = Trainer(cfg, tmp_path / "diverges", callback=ends)
+    trainer.criterion = _Poisoned(trainer.criterion, True)
+    try:
+        with pytest.raises(TrainingDiverged):
+            trainer.fit()
+    finally:
+        trainer.close()
+    assert ends.ends == [2, 2, 2]

@@ -10,8 +10,9 @@ Layout of RUN_DIR/checkpoints/:
 - `state_NNNNNNN.safetensors`: everything `--resume` needs: raw weights, EMA, optimizer moments, gradient scaler,
   RNG states, counters, best score and the iteration (the data position: the sampler restarts at that global batch).
 
-Weight files are written by `nafft.models.save_model`, so `nafft.models.load_model` reads each of them, and carry
-the resolved training config as JSON under `nafft_train_config`. State files hold tensors in safetensors and
+`CheckpointSaver` writes all of them. Weight files are written by `nafft.models.save_model`, so
+`nafft.models.load_model` reads each of them, and carry the resolved training config as JSON under
+`nafft_train_config`, the iteration under `nafft_iteration` and "raw" or "ema" under `nafft_weights`. State files hold tensors in safetensors and
 everything else as JSON in the safetensors metadata; nothing is unpickled. Every file is written by
 `nafft.fileio.atomic_write` (a temporary name in the same folder, flushed to disk, renamed over the target), so a
 crash mid-write leaves the previous file intact.
@@ -21,7 +22,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,10 +33,11 @@ import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+from torch import nn
 
 from nafft.errors import CheckpointError
 from nafft.fileio import atomic_write
-from nafft.models.checkpoint import STATE_KEY
+from nafft.models.checkpoint import ITERATION_KEY, STATE_KEY, TRAIN_CONFIG_KEY, WEIGHTS_KEY
 
 _STATE_RE = re.compile(r"^state_(\d{7,})\.safetensors$")
 _ITER_RE = re.compile(r"^(iter|ema)_(\d{7,})\.safetensors$")
@@ -160,3 +164,84 @@ def prune(folder: str | os.PathLike, keep_weights: int, keep_states: int) -> Non
     if keep_states > 0:
         for _, p in state_files(folder)[:-keep_states]:
             p.unlink(missing_ok=True)
+
+
+def rng_state() -> dict[str, Any]:
+    """The torch, numpy, Python (and CUDA) random generator states, as a training state stores them."""
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["torch"].to(torch.uint8))
+    np.random.set_state(state["numpy"])
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([s.to(torch.uint8) for s in state["cuda"]])
+
+
+class CheckpointSaver:
+    """Owns RUN_DIR/checkpoints/ (timm's `CheckpointSaver` idea): every file in the layout above, and `best`.
+
+    Args:
+        folder: the checkpoints folder (created; temporary files of a killed writer are removed).
+        train_config_json: the resolved training config, stored in every weight file.
+        keep_weights: iter/ema files kept (the newest; 0 keeps all).
+        keep_states: state files kept (the newest; 0 keeps all).
+        writes: False on the processes that only follow along (DDP ranks > 0): they track `best`, write nothing.
+    """
+
+    def __init__(self, folder: str | os.PathLike, train_config_json: str, keep_weights: int = 0,
+                 keep_states: int = 0, writes: bool = True):
+        self.folder = Path(folder)
+        self.train_config_json = train_config_json
+        self.keep_weights, self.keep_states = keep_weights, keep_states
+        self.writes = writes
+        self.best: dict[str, Any] | None = None  # {"iter", "psnr", "ssim", "weights"}, kept in the training state
+        if writes:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            remove_stale_temps(self.folder)
+
+    def metadata(self, iteration: int, weights: str, **extra: Any) -> dict[str, str]:
+        meta = {TRAIN_CONFIG_KEY: self.train_config_json, ITERATION_KEY: str(iteration), WEIGHTS_KEY: weights}
+        return meta | {k: str(v) for k, v in extra.items()}
+
+    def _weights(self, model: nn.Module, name: str, last: str, iteration: int, weights: str, **extra: Any) -> None:
+        from nafft.models import save_model
+
+        path = save_model(model, self.folder / name, metadata=self.metadata(iteration, weights, **extra))
+        atomic_write(self.folder / last, lambda tmp: shutil.copyfile(path, tmp))
+
+    def save(self, iteration: int, state: Mapping[str, Any], model: nn.Module, ema=None) -> Path | None:
+        """The checkpoint of `iteration`: raw weights (and `ema.module`'s) with their last copies, the training
+        state, then pruning. Returns the state file (None when this process does not write)."""
+        if not self.writes:
+            return None
+        self._weights(model, iter_name(iteration), "last.safetensors", iteration, "raw")
+        if ema is not None:
+            self._weights(ema.module, iter_name(iteration, "ema"), "last_ema.safetensors", iteration, "ema",
+                          nafft_ema_decay=ema.decay)
+        path = save_state(self.folder / iter_name(iteration, "state"), state)
+        prune(self.folder, self.keep_weights, self.keep_states)
+        return path
+
+    def validated(self, iteration: int, model: nn.Module, weights: str, psnr: float, ssim: float) -> bool:
+        """Record a validation of `model` ("raw" or "ema" weights); when its PSNR beats the best so far it becomes
+        `best` and best.safetensors. Returns whether it did."""
+        if self.best is not None and not psnr > self.best["psnr"]:
+            return False
+        self.best = {"iter": iteration, "psnr": psnr, "ssim": ssim, "weights": weights}
+        if self.writes:
+            from nafft.models import save_model
+
+            save_model(model, self.folder / "best.safetensors",
+                       metadata=self.metadata(iteration, weights, nafft_val_psnr=f"{psnr:.4f}",
+                                              nafft_val_ssim=f"{ssim:.5f}"))
+        return True

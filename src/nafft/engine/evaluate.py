@@ -24,7 +24,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,24 +78,37 @@ class EvalResult:
     problems: list[str] = field(default_factory=list)
 
 
+def score(pred: Any, sharp: Any, keys: Sequence[str] = tuple(METRICS)) -> dict[str, float]:
+    """The `keys` metrics of one prediction against its target, on 8-bit RGB (`nafft.metrics`): the one scoring
+    function of `nafft eval` and of validation during training."""
+    pred_u8, sharp_u8 = to_uint8(pred), to_uint8(sharp)
+    return {key: METRICS[key](pred_u8, sharp_u8) for key in keys}
+
+
+def mean_scores(scores: Sequence[Mapping[str, float]], keys: Sequence[str]) -> dict[str, float | int]:
+    """Per key, the mean over images; PSNR means leave identical images (PSNR inf) out and count them under
+    `KEY_identical`, so that one identical pair does not make the mean infinite (only identical images: inf; no
+    image: nan)."""
+    means: dict[str, float | int] = {}
+    for key in keys:
+        mean, left_out = mean_finite(s[key] for s in scores)
+        means[key] = math.inf if left_out and left_out == len(scores) else mean
+        if key.endswith("psnr"):
+            means[f"{key}_identical"] = left_out
+    return means
+
+
 def pair_metrics(pred_u8: np.ndarray, blur_u8: np.ndarray, sharp_u8: np.ndarray) -> dict[str, float]:
     """The six metrics of one pair, from 8-bit (H, W, 3) arrays."""
-    out = {}
-    for key, fn in METRICS.items():
-        out[key] = fn(pred_u8, sharp_u8)
-        out[f"input_{key}"] = fn(blur_u8, sharp_u8)
-    return out
+    return score(pred_u8, sharp_u8) | {f"input_{k}": v for k, v in score(blur_u8, sharp_u8).items()}
 
 
 def summarize(records: Sequence[ImageRecord]) -> dict[str, Any]:
-    """Means of every metric over the records, counts of identical-image PSNRs left out of the means, and how many
+    """Means of every metric over the records (`mean_scores`; None where no finite mean exists), and how many
     predictions have a higher PSNR than their blurry input."""
     summary: dict[str, Any] = {"images": len(records)}
-    for key in METRIC_KEYS:
-        mean, left_out = mean_finite(r.metrics[key] for r in records)
-        summary[key] = None if math.isnan(mean) else mean
-        if key.endswith("psnr"):
-            summary[f"{key}_identical"] = left_out
+    means = mean_scores([r.metrics for r in records], METRIC_KEYS)
+    summary.update({k: v if isinstance(v, int) or math.isfinite(v) else None for k, v in means.items()})
     summary["improved_images"] = sum(r.metrics["psnr"] > r.metrics["input_psnr"] for r in records)
     return summary
 

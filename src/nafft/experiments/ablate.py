@@ -14,14 +14,13 @@ import json
 import logging
 import platform
 import statistics
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from nafft.config import to_dict
+from nafft.config import diff_keys, to_dict
 from nafft.errors import UserError
 from nafft.experiments.plots import plot_curves
 from nafft.experiments.runs import (
@@ -78,15 +77,6 @@ BUDGET_KEYS = ("train.iterations", "train.val_every", "train.checkpoint_every", 
 EXTENDED_FILE = "extended_from.json"
 
 
-def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
-    if isinstance(old, Mapping) and isinstance(new, Mapping):
-        keys = list(dict.fromkeys([*old, *new]))
-        return [d for k in keys for d in _diff(old.get(k), new.get(k), f"{prefix}.{k}" if prefix else k)]
-    if isinstance(old, list | tuple) and isinstance(new, list | tuple):
-        old, new = list(old), list(new)
-    return [] if old == new else [prefix]
-
-
 def check_existing_runs(planned: list[tuple[str, int, Any, Path]], iterations: int, extend: bool) -> dict[str, int]:
     """Compare the runs already in their folders with the planned ones, before anything is trained.
 
@@ -112,7 +102,7 @@ def check_existing_runs(planned: list[tuple[str, int, Any, Path]], iterations: i
         if not saved.is_file():
             continue
         old = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
-        changed = _diff(old, to_dict(config))
+        changed = diff_keys(old, to_dict(config))
         label = f"{name} seed {seed}"
         if [k for k in changed if k not in BUDGET_KEYS]:
             other[label] = [k for k in changed if k not in BUDGET_KEYS]

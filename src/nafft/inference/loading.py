@@ -9,10 +9,10 @@ from pathlib import Path
 
 from nafft.errors import UserError
 from nafft.models import NAFNet, enable_tlc, load_model, read_metadata, reparameterize
+from nafft.models.checkpoint import TRAIN_CONFIG_KEY
 
 log = logging.getLogger(__name__)
 
-TRAIN_CONFIG_KEY = "nafft_train_config"  # written by nafft.engine.trainer into every weight file
 OFFICIAL_TRAIN_SIZE = 256  # NAFNet's GoPro recipes train on 256x256 crops
 
 OFFICIAL_WEIGHTS_HINT = (

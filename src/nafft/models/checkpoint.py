@@ -25,10 +25,14 @@ from nafft.models.config import ModelConfig, resolve_config
 from nafft.models.convert import unwrap
 from nafft.models.nafnet import NAFNet
 
-MODEL_CONFIG_KEY = "nafft_model_config"
+# Metadata keys of nafft files, each defined here once.
+MODEL_CONFIG_KEY = "nafft_model_config"  # the architecture (every weight file)
 FORMAT_KEY = "format"
 FORMAT = "nafft"
-STATE_KEY = "nafft_state"  # metadata key of a training state (nafft.engine.checkpoint): not model weights
+STATE_KEY = "nafft_state"  # a training state (nafft.engine.checkpoint): not model weights
+TRAIN_CONFIG_KEY = "nafft_train_config"  # the resolved training config (weight files written by training)
+ITERATION_KEY = "nafft_iteration"  # the iteration the weights are from
+WEIGHTS_KEY = "nafft_weights"  # "raw" or "ema"
 PARAM_KEYS = ("params", "params_ema")
 _PREFIXES = ("module.", "_orig_mod.")
 
