@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from nafft.models import PRESETS, ModelConfig, build_model, infer_config
+from nafft.models import PRESETS, ModelConfig, build_model, infer_config, set_memory_format
 from nafft.models.conv import DOConv2d
 from nafft.models.fft import FFTResBlock
 from tests.models.conftest import TINY, randomize
@@ -53,15 +53,31 @@ def test_channels_last_gives_the_same_output(variant):
     model = randomize(build_model(variant)).eval()
     x = torch.rand(1, 3, 24, 40)
     with torch.no_grad():
-        ref = model(x)
-        out = model.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+        ref = set_memory_format(model, False)(x)
+        out = set_memory_format(model, True)(x.contiguous(memory_format=torch.channels_last))
     torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-3)
 
 
-def test_matches_the_reference_nafnet_with_the_same_weights():
+def test_memory_format_default_and_opt_out():
+    model = build_model(ModelConfig(**TINY)).eval()
+    x = torch.rand(1, 3, 16, 16)  # NCHW input
+    seen = []
+    model.intro.register_forward_pre_hook(lambda m, args: seen.append(args[0].stride(1) == 1))
+    model(x)  # the default on the CPU: channels_last
+    set_memory_format(model, False)
+    model(x.contiguous(memory_format=torch.channels_last))  # opted out: NCHW whatever the input
+    set_memory_format(model, None)
+    model(x)
+    assert seen == [True, False, True]
+    assert model.intro.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_matches_the_reference_nafnet_with_the_same_weights(channels_last):
     ref = randomize(RefNAFNet(width=8, enc=(1, 2), middle=1, dec=(1, 1))).eval()
     ours = build_model(ModelConfig(width=8, enc_blocks=(1, 2), middle_blocks=1, dec_blocks=(1, 1))).eval()
     ours.load_state_dict(ref.state_dict(), strict=True)
+    set_memory_format(ours, channels_last)
     x = torch.rand(2, 3, 29, 35)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), ref(x), atol=1e-5, rtol=1e-5)
@@ -135,17 +151,17 @@ def test_channels_last_path_equals_nchw_for_batches_and_tlc(variant, tlc):
         enable_tlc(model, 16)  # windows of 24, 12, 6 px: local at every level for 30x37 inputs
     x = torch.rand(2, 3, 30, 37)
     with torch.no_grad():
-        ref = model(x)
-        out = model.to(memory_format=torch.channels_last)(x)
+        ref = set_memory_format(model, False)(x)
+        out = set_memory_format(model, True)(x)
     torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
     assert out.stride(1) == 1  # computed in channels_last (a crop of the padded output)
 
 
 def test_channels_last_path_gives_the_same_gradients():
     cfg = ModelConfig(**TINY, attention="eca", skip="fft")
-    nchw, cl = randomize(build_model(cfg)), build_model(cfg)
+    nchw, cl = set_memory_format(randomize(build_model(cfg)), False), build_model(cfg)
     cl.load_state_dict(nchw.state_dict())
-    cl.to(memory_format=torch.channels_last)
+    set_memory_format(cl, True)
     x = torch.rand(2, 3, 20, 27)
     for model in (nchw, cl):
         model(x).square().mean().backward()

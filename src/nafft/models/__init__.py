@@ -4,7 +4,14 @@ from nafft.models.attention import ATTENTIONS, eca_kernel_size
 from nafft.models.checkpoint import infer_config, load_model, read_metadata, read_state_dict, save_model
 from nafft.models.config import PRESETS, ModelConfig, resolve_config
 from nafft.models.conv import CONVS, DOConv2d
-from nafft.models.convert import disable_tlc, enable_tlc, reparameterize, unwrap
+from nafft.models.convert import (
+    disable_tlc,
+    enable_tlc,
+    preferred_channels_last,
+    reparameterize,
+    set_memory_format,
+    unwrap,
+)
 from nafft.models.fft import SKIPS, FFTResBlock
 from nafft.models.nafnet import NAFBlock, NAFNet, build_model
 
@@ -24,10 +31,12 @@ __all__ = [
     "enable_tlc",
     "infer_config",
     "load_model",
+    "preferred_channels_last",
     "read_metadata",
     "read_state_dict",
     "reparameterize",
     "resolve_config",
     "save_model",
+    "set_memory_format",
     "unwrap",
 ]

@@ -1,7 +1,9 @@
-"""Structural changes for inference: fold DO-Conv (`reparameterize`) and TLC local pooling (`enable_tlc`)."""
+"""Structural changes for inference: fold DO-Conv (`reparameterize`), TLC local pooling (`enable_tlc`) and the
+memory format (`set_memory_format`)."""
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from nafft.models.conv import DOConv2d
@@ -83,3 +85,27 @@ def disable_tlc(model: nn.Module) -> nn.Module:
     if hasattr(inner, "tlc_train_size"):
         del inner.tlc_train_size
     return model
+
+
+def preferred_channels_last(device: str | torch.device) -> bool:
+    """Whether channels_last is the faster memory format on `device`.
+
+    On the CPU it is: a NAFNet-w32 forward takes about half the NCHW time (oneDNN convolutions, and the NAF block's
+    channels_last path; benchmarks/bench_models.py). On CUDA it has not been measured here, so NCHW stays.
+    """
+    return torch.device(device).type == "cpu"
+
+
+def set_memory_format(model: nn.Module, channels_last: bool | None = None) -> nn.Module:
+    """Run the model in channels_last (True) or NCHW (False) memory, whatever its input; returns the model.
+
+    None restores the default: channels_last on the CPU, where it is faster (`preferred_channels_last`), the
+    input's format elsewhere. The weights are converted in place to the format chosen for the device they are on.
+    """
+    inner = unwrap(model)
+    if isinstance(inner, NAFNet):
+        inner.channels_last = channels_last
+    if channels_last is None:
+        param = next(model.parameters(), None)
+        channels_last = preferred_channels_last(param.device if param is not None else "cpu")
+    return model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
