@@ -372,3 +372,26 @@ def test_on_end_runs_however_the_loop_ends(pair_data, tmp_path):
     finally:
         trainer.close()
     assert ends.ends == [2, 2, 2]
+
+
+def test_model_init_starts_a_new_run_from_given_weights(pair_data, tmp_path, capsys):
+    first = tmp_path / "first"
+    train(tiny_config(pair_data, train={"iterations": 3}), first)
+    weights = first / "checkpoints" / "last.safetensors"
+    source = load_model(weights)
+    config = tiny_config(pair_data, [f"model.init={weights}"], train={"iterations": 2})
+    assert config.model["init"] == str(weights) and "init" not in config.model_config().__dict__
+    trainer = Trainer(config, tmp_path / "warm")
+    assert torch.equal(flat_weights(trainer.net), flat_weights(source))  # before any step: the given weights
+    assert trainer.iteration == 0 and not trainer.optimizer.state  # a fresh optimizer at iteration 0
+    trainer.close()
+    # another architecture: the tensors that fit are copied, the rest keep their random values
+    wider = tiny_config(pair_data, [f"model.init={weights}", "model.middle_blocks=2"])
+    partial = Trainer(wider, tmp_path / "partial")
+    assert torch.equal(partial.net.state_dict()["intro.weight"], source.state_dict()["intro.weight"])
+    partial.close()
+    with pytest.raises(ConfigError, match="model.init: .*no such checkpoint file"):
+        Trainer(tiny_config(pair_data, [f"model.init={tmp_path / 'none.safetensors'}"]), tmp_path / "bad")
+    assert main(["train", "-c", str(first / "config.yaml"), "-o", str(tmp_path / "cli"), "--init", str(weights),
+                 "--set", "train.iterations=1", "--no-progress"]) == 0
+    assert yaml.safe_load((tmp_path / "cli" / "config.yaml").read_text())["model"]["init"] == str(weights)

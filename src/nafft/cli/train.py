@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
         help="override config keys, e.g. --set train.iterations=1000 data.batch_size=8",
     )
+    parser.add_argument("--init", metavar="WEIGHTS",
+                        help="start a new run from these weights (every tensor whose name and shape match; fresh "
+                             "optimizer and schedule), e.g. the bundled default model's file; = --set model.init=...")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (log lines instead)")
     add_threads_argument(parser)
 
@@ -105,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
         if not (args.resume and saved.is_file()):
             raise UserError("-c/--config is required (it may be left out only with --resume on a run folder)")
         config_path = saved
-    config = load_config(config_path, args.overrides)
+    overrides = [*args.overrides, *([f"model.init={args.init}"] if args.init else [])]
+    config = load_config(config_path, overrides)
     main_rank = int(os.environ.get("RANK", "0")) == 0
     if not main_rank:
         logging.getLogger().setLevel(logging.WARNING)

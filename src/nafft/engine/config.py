@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -258,6 +259,8 @@ class TrainConfig:
 
     `model` is a preset name and/or ModelConfig fields (`{preset: nafft-v2-w32, width: 48}`); it is validated by
     `nafft.models` and, once resolved, spelled out field by field so that the run documents its architecture.
+    `model.init: PATH` starts a new run from those weights (every tensor whose name and shape match; fresh
+    optimizer and schedule); a resumed run ignores it.
     """
 
     model: dict[str, Any] | str = field(default_factory=lambda: {"preset": "nafnet-w32"})
@@ -279,7 +282,7 @@ class TrainConfig:
         """The `nafft.models.ModelConfig` of this run."""
         from nafft.models.config import resolve_config
 
-        return resolve_config(dict(self.model))
+        return resolve_config({k: v for k, v in self.model.items() if k != "init"})
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
@@ -292,7 +295,8 @@ class TrainConfig:
 
 
 def resolve_model_section(section: Mapping[str, Any] | str) -> dict[str, Any]:
-    """`{preset: NAME, field: value...}` -> the preset name (if any) followed by every ModelConfig field."""
+    """`{preset: NAME, field: value...}` -> the preset name (if any) followed by every ModelConfig field, and
+    `init` (weights a new run starts from) when given."""
     from nafft.models.config import resolve_config
 
     if isinstance(section, str):
@@ -300,6 +304,9 @@ def resolve_model_section(section: Mapping[str, Any] | str) -> dict[str, Any]:
     if not isinstance(section, Mapping):
         raise ConfigError(f"model: expected a preset name or a mapping of architecture fields, got {section!r}")
     fields = dict(section)
+    init = fields.pop("init", None)
+    if init is not None and not isinstance(init, str | os.PathLike):
+        raise ConfigError(f"model.init: expected the path of a weight file, got {init!r}")
     preset = fields.get("preset")
     if preset is not None and not isinstance(preset, str):
         raise ConfigError(f"model.preset: expected a preset name, got {preset!r}")
@@ -312,6 +319,8 @@ def resolve_model_section(section: Mapping[str, Any] | str) -> dict[str, Any]:
         raise ConfigError(message) from None
     resolved: dict[str, Any] = {"preset": preset} if preset is not None else {}
     resolved.update(to_dict(dataclasses.asdict(config)))
+    if init is not None:
+        resolved["init"] = str(init)
     return resolved
 
 

@@ -107,6 +107,8 @@ class Trainer:
         np.random.seed(loop.seed % 2**32)
         random.seed(loop.seed)
         self.net = build_model(cfg.model_config()).to(self.device)
+        if resume_from is None and cfg.model.get("init"):
+            self._init_from(Path(cfg.model["init"]))
         if loop.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.ema = EMA(self.net, loop.ema) if loop.ema > 0 else None
@@ -144,6 +146,17 @@ class Trainer:
         self.per_rank_batch = cfg.data.batch_size // self.dist.world_size
         self.micro_batch = self.per_rank_batch // loop.accumulate
         dist_utils.barrier(self.dist)
+
+    def _init_from(self, path: Path) -> None:
+        from nafft.models import load_matching
+
+        try:
+            loaded, left = load_matching(self.net, path)
+        except CheckpointError as exc:
+            raise ConfigError(f"model.init: {exc}") from None
+        if self.dist.is_main:
+            log.info("model.init: %d tensors from %s%s", len(loaded), path,
+                     f"; {len(left)} keep their random initialisation (e.g. {', '.join(left[:3])})" if left else "")
 
     def _loader(self) -> Iterator[dict[str, Any]]:
         from nafft.data.datasets import SampleSampler

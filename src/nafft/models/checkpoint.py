@@ -261,3 +261,22 @@ def _key_mismatch(model: nn.Module, state: Mapping[str, torch.Tensor]) -> tuple[
     unexpected = [k for k in state if k not in expected]
     shape = [k for k in expected if k in state and state[k].shape != expected[k].shape]
     return missing + [f"{k} (shape)" for k in shape], unexpected
+
+
+def load_matching(model: nn.Module, path: str | Path) -> tuple[list[str], list[str]]:
+    """Copy into `model` every tensor of the file at `path` whose name and shape match one of the model's (a warm
+    start, or a shared initialisation across architectures); the rest of the model keeps its values.
+
+    Returns:
+        (loaded, left): the names loaded, and the model's names the file had no matching tensor for.
+
+    Raises:
+        CheckpointError: an unreadable file, or one sharing no tensor with the model.
+    """
+    state, _ = read_state_dict(path)
+    own = model.state_dict()
+    matching = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not matching:
+        raise CheckpointError(f"{path}: no tensor of this file fits the model (another architecture?)")
+    model.load_state_dict(matching, strict=False)
+    return sorted(matching), sorted(k for k in own if k not in matching)
