@@ -1,9 +1,11 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
 
 from nafft.inference.export import ExportError, export_onnx, export_safetensors
-from nafft.models import build_model, load_model, read_metadata
+from nafft.models import build_model, disable_tlc, enable_tlc, load_model, read_metadata
 from nafft.models.fft import FFTResBlock, dft_as_matmul, irfft2_matmul, rfft2_matmul
 from tests.inference.conftest import randomize, tiny_config
 
@@ -87,6 +89,10 @@ def test_export_cli(tmp_path, capsys):
     assert main(["export", str(ckpt), "--format", "onnx", "-o", str(tmp_path / "m.onnx")]) == 0
     out = capsys.readouterr().out
     assert "wrote" in out and "max |onnx - PyTorch|" in out
+    assert "TLC (train size 32)" in out and "1x3x55x61" in out  # the checkpoint's crops; a check above the window
+    assert main(["export", str(ckpt), "--no-tlc", "-o", str(tmp_path / "g.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert "global pooling" in out and "55x61" not in out
     assert main(["export", str(ckpt), "-o", str(tmp_path / "folded.safetensors")]) == 0
     assert (
         read_metadata(tmp_path / "folded.safetensors")["nafft_train_config"] == '{"data": {"patch_size": 32}}'
@@ -94,3 +100,57 @@ def test_export_cli(tmp_path, capsys):
     assert load_model(tmp_path / "folded.safetensors").config.conv == "conv"
     assert main(["export", str(ckpt), "-o", str(tmp_path / "m.bin")]) == 2
     assert "--format" in capsys.readouterr().err
+
+
+# FFT skips, FFT inside the blocks, ECA's per-pixel channel convolution, DO-Conv: every place TLC and the graph meet
+TLC_VARIANTS = {
+    "nafnet": {},
+    "nafft-v2": {"attention": "eca", "skip": "fft"},
+    "nafft-v4": {"attention": "eca", "skip": "fft", "conv": "doconv"},
+    "blockfft-sigmoid": {"block_fft": True, "attention_gate": "sigmoid"},
+}
+
+
+@pytest.mark.parametrize("changes", TLC_VARIANTS.values(), ids=TLC_VARIANTS.keys())
+def test_onnx_with_tlc_equals_pytorch_tlc_below_and_above_the_window(changes, tmp_path):
+    model = randomize(build_model(tiny_config(**changes))).eval()
+    enable_tlc(model, 24)  # windows: 36 px at full resolution, 18 at level 1, 9 in the middle
+    path = tmp_path / "tlc.onnx"
+    result = export_onnx(model, path)
+    assert result.tlc_train_size == (24, 24) and result.max_error <= 1e-4
+    assert any(s[2] > 36 and s[3] > 36 for s, _ in result.checks)  # the check covered local pooling too
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    glob = copy.deepcopy(model)
+    disable_tlc(glob)
+    for size in [(1, 3, 47, 53), (2, 3, 29, 61), (1, 3, 13, 19), (1, 3, 37, 36)]:  # odd, larger/smaller than 36
+        x = torch.rand(size)
+        got = session.run(None, {"input": x.numpy()})[0]
+        with torch.no_grad():
+            want, plain = model(x), glob(x)
+        np.testing.assert_allclose(got, want.numpy(), rtol=0, atol=1e-4)
+        if size[2] > 36 or size[3] > 36:  # local pooling differs from global pooling there, by more than the check
+            gap = np.abs(got - plain.numpy()).max()
+            assert gap > 1e-4 and gap > 10 * np.abs(got - want.numpy()).max()
+
+
+def test_onnx_without_tlc_has_global_pooling(tmp_path):
+    model = enable_tlc(randomize(build_model(tiny_config())).eval(), 24)
+    result = export_onnx(model, tmp_path / "global.onnx", tlc=False)
+    assert result.tlc_train_size is None and len(result.checks) == 2
+    session = ort.InferenceSession(str(tmp_path / "global.onnx"), providers=["CPUExecutionProvider"])
+    x = torch.rand(1, 3, 45, 50)
+    with torch.no_grad():
+        want = disable_tlc(model)(x).numpy()
+    np.testing.assert_allclose(session.run(None, {"input": x.numpy()})[0], want, rtol=0, atol=1e-4)
+
+
+def test_traceable_tlc_pooling_equals_eager_pooling():
+    from nafft.models.pooling import AvgPool, _traceable_expand, _traceable_local_means
+
+    for size, kernel in [((13, 17), (6, 11)), ((9, 20), (9, 5)), ((30, 4), (12, 12)), ((5, 7), (6, 11))]:
+        x = torch.rand(2, 3, *size)
+        pool = AvgPool()
+        pool.kernel_size = kernel
+        stats = pool(x)
+        torch.testing.assert_close(_traceable_local_means(x, kernel).expand_as(stats), stats, rtol=0, atol=1e-6)
+        torch.testing.assert_close(_traceable_expand(stats, x), pool.expand(stats, x.shape).expand_as(x))

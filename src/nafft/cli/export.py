@@ -31,6 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1e-4,
         help="largest |exported - PyTorch| accepted on the check inputs (default 1e-4)",
     )
+    parser.add_argument(
+        "--tlc",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="ONNX: TLC local pooling in the graph, with the checkpoint's training patch size (256 for official "
+        "weights and presets); --no-tlc exports global pooling. Default on",
+    )
     add_threads_argument(parser)
 
 
@@ -57,7 +64,12 @@ def run(args: argparse.Namespace) -> int:
     model, _, is_preset = load_model_spec(spec)
     doconv = model.config.conv == "doconv"
     if fmt == "onnx":
-        result = export_onnx(model, out, tolerance=args.tolerance)
+        if args.tlc:
+            from nafft.inference.loading import OFFICIAL_TRAIN_SIZE, train_patch_size
+            from nafft.models import enable_tlc
+
+            enable_tlc(model, (None if is_preset else train_patch_size(read_metadata(source))) or OFFICIAL_TRAIN_SIZE)
+        result = export_onnx(model, out, tolerance=args.tolerance, tlc=args.tlc)
     else:
         keep = {} if is_preset else {
             k: v
@@ -68,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     checks = ", ".join(f"{'x'.join(map(str, shape))}: {err:.1e}" for shape, err in result.checks)
     what = ["DO-Conv folded"] if doconv else []
     if fmt == "onnx":
-        what += ["global pooling", "dynamic batch/height/width"]
+        tlc = result.tlc_train_size
+        what += [f"TLC (train size {tlc[0]})" if tlc else "global pooling", "dynamic batch/height/width"]
     if is_preset:
         what.append(f"preset {spec} with untrained weights")
     print(

@@ -6,8 +6,11 @@ export NAFNet with a dynamic batch here (torch.export specialises the batch thro
 maps rfft2/irfft2 to DFT nodes whose inverse onnxruntime fails to run. The FFT blocks are therefore traced with
 their transforms written as cos/sin matrix products built from the input's shape (`nafft.models.fft.dft_as_matmul`).
 
-Exported graphs use global average pooling: TLC's local windows depend on the input size through Python branches
-that a trace would freeze, so an ONNX model computes the plain-pooling output (`--no-tlc` in eval/deblur).
+TLC travels into the graph: when the model has TLC on (`nafft export` switches it on with the checkpoint's training
+crop size unless `--no-tlc`), its local pooling is traced in a form whose window sizes, counts and padding indices
+are tensor operations on the input's shape (`nafft.models.pooling`), so the ONNX model gives PyTorch's TLC output
+at every size, below and above the window; without TLC the graph has global pooling. The graph is traced in NCHW
+(the channels_last path calls oneDNN directly) and checked against the default PyTorch path.
 
 A file is written under a temporary name, checked, and only then renamed to its target, so a failed check never
 leaves a file behind.
@@ -27,8 +30,9 @@ from torch import nn
 
 from nafft.errors import UserError
 from nafft.fileio import commit_temp, new_temp
-from nafft.models import disable_tlc, load_model, reparameterize, save_model, unwrap
+from nafft.models import disable_tlc, load_model, reparameterize, save_model, set_memory_format, unwrap
 from nafft.models.fft import dft_as_matmul
+from nafft.models.pooling import AvgPool
 
 log = logging.getLogger(__name__)
 
@@ -49,45 +53,62 @@ class ExportResult:
         format: "onnx" or "safetensors".
         checks: (input shape, max |exported - PyTorch|) per checked input.
         size_bytes: the file size.
+        tlc_train_size: the training size whose TLC windows the graph computes; None for global pooling.
     """
 
     path: Path
     format: str
     checks: list[tuple[tuple[int, ...], float]]
     size_bytes: int
+    tlc_train_size: tuple[int, int] | None = None
 
     @property
     def max_error(self) -> float:
         return max(err for _, err in self.checks)
 
 
-def prepare_for_export(model: nn.Module) -> nn.Module:
-    """A folded, eval-mode, global-pooling float32 CPU copy of the model (the original is left alone)."""
+def prepare_for_export(model: nn.Module, tlc: bool = False) -> nn.Module:
+    """A folded, eval-mode float32 CPU copy of the model in NCHW (the original is left alone); its TLC setting is
+    kept when `tlc`, else global pooling."""
     model = copy.deepcopy(unwrap(model)).float().cpu().eval()
     reparameterize(model)
-    disable_tlc(model)
-    return model
+    if not tlc:
+        disable_tlc(model)
+    return set_memory_format(model, False)
+
+
+def tlc_window(model: nn.Module) -> tuple[int, int] | None:
+    """The largest TLC window of the model (the full-resolution one), None without TLC."""
+    sizes = [m.kernel_size for m in model.modules() if isinstance(m, AvgPool) and m.kernel_size is not None]
+    return (max(k[0] for k in sizes), max(k[1] for k in sizes)) if sizes else None
 
 
 def check_sizes(model: nn.Module) -> list[tuple[int, int, int, int]]:
-    """Odd-sized inputs for the parity check, none a multiple of the padding: two shapes and two batch sizes."""
+    """Odd-sized inputs for the parity check, none a multiple of the padding: two shapes and two batch sizes; with
+    TLC also one input larger than the full-resolution window and one larger in width only."""
     m = int(getattr(model, "padder_size", 1))
-    return [(1, 3, 2 * m + 3, 3 * m - 5 if 3 * m > 5 else 7), (2, 3, m + 7, 2 * m + 1)]
+    sizes = [(1, 3, 2 * m + 3, 3 * m - 5 if 3 * m > 5 else 7), (2, 3, m + 7, 2 * m + 1)]
+    window = tlc_window(model)
+    if window is not None:
+        k1, k2 = window
+        sizes += [(1, 3, k1 + m + 3, k2 + 2 * m + 5), (2, 3, m + 7, k2 + 3)]
+    return sizes
 
 
 def _reference(model: nn.Module, x: torch.Tensor) -> np.ndarray:
     with torch.inference_mode():
-        return model(x).numpy()
+        return model(x).contiguous().numpy()
 
 
 def export_onnx(
-    model: nn.Module, path: str | Path, tolerance: float = TOLERANCE, seed: int = 0
+    model: nn.Module, path: str | Path, tolerance: float = TOLERANCE, seed: int = 0, tlc: bool = True
 ) -> ExportResult:
     """Write an ONNX file with dynamic (batch, height, width) and check it in onnxruntime.
 
-    The check runs two odd-sized inputs (different height, width and batch) through onnxruntime and through the
-    model's normal PyTorch path (torch.fft for FFT blocks) and fails when any output differs by more than
-    `tolerance`.
+    With `tlc` and a model whose TLC is on (`enable_tlc`), the graph computes TLC's local pooling at every input
+    size; otherwise global pooling. The check runs odd-sized inputs (different heights, widths and batches; with
+    TLC also larger than the window) through onnxruntime and through the model's default PyTorch path (torch.fft
+    for FFT blocks, channels_last on the CPU) and fails when any output differs by more than `tolerance`.
 
     Raises:
         ExportError: onnx/onnxruntime missing, or the exported graph does not match PyTorch.
@@ -97,7 +118,8 @@ def export_onnx(
     except ImportError:
         raise ExportError("ONNX export needs onnx and onnxruntime: pip install 'nafft[onnx]'") from None
     path = Path(path)
-    model = prepare_for_export(model)
+    model = prepare_for_export(model, tlc=tlc)
+    tlc_train_size = getattr(model, "tlc_train_size", None)
     sizes = check_sizes(model)
     gen = torch.Generator().manual_seed(seed)
     inputs = [torch.rand(size, generator=gen) for size in sizes]
@@ -119,6 +141,7 @@ def export_onnx(
         options = ort.SessionOptions()
         options.log_severity_level = 3
         session = ort.InferenceSession(str(tmp), options, providers=["CPUExecutionProvider"])
+        set_memory_format(model, None)  # the reference is PyTorch's default path
         checks = []
         for x in inputs:
             got = session.run(None, {"input": x.numpy()})[0]
@@ -135,7 +158,7 @@ def export_onnx(
         commit_temp(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    return ExportResult(path, "onnx", checks, path.stat().st_size)
+    return ExportResult(path, "onnx", checks, path.stat().st_size, tlc_train_size)
 
 
 def export_safetensors(

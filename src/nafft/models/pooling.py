@@ -7,6 +7,10 @@ the official NAFNetLocal with fast_imp=False. What differs: the pooled statistic
 the attention's per-pixel channel mixing (a 1x1 conv or ECA's 1-D conv) runs on the valid positions only, and the
 replicate padding is applied after it (both are per-pixel, so the order does not change the result). That makes the
 large windows that TLC uses at high resolution much cheaper than pooling, convolving and then padding.
+
+Under tracing (ONNX export) the same local means and padding are computed without Python branches on sizes: window
+sizes, counts and the replicate padding's indices are tensor operations on the input's shape (an integral image,
+then gathers), so one exported graph gives the TLC output at every input size, below and above the window.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ class AvgPool(nn.Module):
         return k is None or (k[0] >= x.shape[-2] and k[1] >= x.shape[-1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kernel_size is not None and torch.jit.is_tracing():
+            return _traceable_local_means(x, self.kernel_size)
         if self._is_global(x):
             return x.mean((-2, -1), keepdim=True)
         h, w = x.shape[-2:]
@@ -52,6 +58,8 @@ class AvgPool(nn.Module):
         The replicate padding repeats the statistics' border rows and columns, so the product splits into up to
         nine rectangles, each the features times a broadcast slice of the statistics, written into one output.
         """
+        if self.kernel_size is not None and torch.jit.is_tracing():
+            return x * _traceable_expand(stats, x)
         sh, sw = stats.shape[-2:]
         if torch.is_grad_enabled() and (x.requires_grad or stats.requires_grad):
             return x * self.expand(stats, x.shape)  # `out=` products do not record gradients
@@ -114,4 +122,27 @@ def _window_sums(a: torch.Tensor, k: int) -> torch.Tensor:
         torch.sub(a[:, k:].transpose(1, 2), a[:, :m].transpose(1, 2), out=diff)
         torch.cumsum(diff, dim=-1, out=out[:, :, 1:])
         out[:, :, 1:] += out[:, :, :1]
+    return out
+
+
+def _traceable_local_means(x: torch.Tensor, kernel_size: tuple[int, int]) -> torch.Tensor:
+    """`AvgPool.forward` with TLC for tracing: (B, C, H', W') local means, every size computed from `x.shape`."""
+    out = x.float()
+    for dim, k in ((-1, kernel_size[1]), (-2, kernel_size[0])):
+        n = torch.as_tensor(out.shape[dim])
+        k = torch.clamp(n, max=k)  # the window, clipped to the features
+        prefix = F.pad(out.cumsum(dim), (1, 0) if dim == -1 else (0, 0, 1, 0))  # (..., n + 1) along `dim`
+        start = torch.arange(n - k + 1, device=x.device)
+        out = (prefix.index_select(dim, start + k) - prefix.index_select(dim, start)) / k
+    return out.to(x.dtype)
+
+
+def _traceable_expand(stats: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """`AvgPool.expand(stats, x.shape)` for tracing: the centred replicate padding as gathers of rows and columns."""
+    out = stats
+    for dim in (-2, -1):
+        n, m = torch.as_tensor(x.shape[dim]), torch.as_tensor(stats.shape[dim])
+        # padding before = (n - m) // 2, so output i reads statistic clamp(i - (n - m) // 2, 0, m - 1)
+        index = torch.arange(n, device=x.device) - torch.div(n - m, 2, rounding_mode="floor")
+        out = out.index_select(dim, torch.minimum(torch.clamp(index, min=0), m - 1))
     return out
