@@ -118,12 +118,49 @@ def test_globs_missing_inputs_and_collisions(tmp_path):
     assert len(jobs) == 1 and len(clashes) == 1 and "already the output of" in clashes[0]
 
 
-def test_checkpoint_is_required_with_a_pointer_to_official_weights(tmp_path, capsys):
+def test_without_bundled_weights_a_checkpoint_is_required(tmp_path, capsys, monkeypatch):
+    import nafft.weights
+
+    monkeypatch.setattr(nafft.weights, "_folder", lambda: tmp_path / "no_weights")
     write_image(tmp_path / "a.png", rand_image((8, 8, 3), 10))
     assert main(["deblur", str(tmp_path / "a.png"), "-o", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "--checkpoint is required" in err and "github.com/megvii-research/NAFNet" in err
     assert "NAFNet-GoPro-width64.pth" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_deblur_and_eval_fall_back_to_the_bundled_default_model(tmp_path, capsys, monkeypatch):
+    import json
+
+    import nafft.weights
+    from nafft.models import build_model, save_model
+
+    folder = tmp_path / "weights"
+    model = build_model({"width": 8, "enc_blocks": (1, 1), "middle_blocks": 1, "dec_blocks": (1, 1)})
+    card = {"summary": "tiny test model", "scores": {}}
+    save_model(model, folder / "nafft-photo.safetensors", {nafft.weights.CARD_KEY: json.dumps(card)})
+    monkeypatch.setattr(nafft.weights, "_folder", lambda: folder)
+    write_image(tmp_path / "in" / "a.png", rand_image((20, 24, 3), 11))
+    assert main(["deblur", str(tmp_path / "in" / "a.png"), "-o", str(tmp_path / "out.png")]) == 0
+    err = capsys.readouterr().err
+    assert err.splitlines()[0] == ("no --checkpoint: using the bundled default model nafft-photo (tiny test "
+                                   "model); see `nafft models`")
+    predictor = Predictor(load_for_inference(folder / "nafft-photo.safetensors").model, device="cpu", tile=0)
+    pred = predictor(image_to_tensor(read_image(tmp_path / "in" / "a.png").rgb))
+    expected = np.floor(np.clip(pred.permute(1, 2, 0).numpy(), 0, 1) * 255 + 0.5)
+    written, _, _ = decode_image(tmp_path / "out.png")
+    assert np.abs(written.astype(int) - expected.astype(int)).max() <= 1  # the default model's output
+    pairs = tmp_path / "pairs"
+    write_image(pairs / "blur" / "p.png", rand_image((20, 24, 3), 12))
+    write_image(pairs / "sharp" / "p.png", rand_image((20, 24, 3), 13))
+    assert main(["eval", "--data", str(pairs), "-o", str(tmp_path / "ev")]) == 0
+    assert capsys.readouterr().err.splitlines()[0].startswith("no --checkpoint: using the bundled default model")
+    summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
+    assert summary["settings"]["checkpoint"] == str(folder / "nafft-photo.safetensors")
+    assert main(["models"]) == 0
+    listing = capsys.readouterr().out
+    assert "nafft-photo (default)" in listing and "tiny test model" in listing
 
 
 def test_official_pth_defaults_to_tlc_256(tmp_path):

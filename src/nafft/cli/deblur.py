@@ -1,4 +1,4 @@
-"""`nafft deblur`: deblur image files, folders or globs with a checkpoint."""
+"""`nafft deblur`: deblur image files, folders or globs (with the bundled default model or a checkpoint)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ HELP = "deblur image files, folders or globs (any size; keeps bit depth and alph
 def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by deblur and eval: model, device, TLC, tiling, precision, threads."""
     parser.add_argument(
-        "--checkpoint", metavar="CKPT", help="weights: a nafft .safetensors or an official NAFNet .pth"
+        "--checkpoint", metavar="CKPT",
+        help="weights: a nafft .safetensors or an official NAFNet .pth (default: the bundled default model, see "
+             "`nafft models`)"
     )
     parser.add_argument("--device", type=device, default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     parser.add_argument(
@@ -117,9 +119,12 @@ def run(args: argparse.Namespace) -> int:
 
     from nafft.errors import UserError
     from nafft.inference.deblur import collect_inputs, deblur_file, plan_jobs
-    from nafft.inference.loading import require_checkpoint
+    from nafft.inference.loading import default_model_note, require_checkpoint
 
     require_checkpoint(args.checkpoint)  # before any work, with the hint on where weights come from
+    note = default_model_note(args.checkpoint)
+    if note:
+        print(note, file=sys.stderr)
     check_device(args)
     inputs, problems = collect_inputs(args.inputs)
     jobs, more = plan_jobs(inputs, args.out)

@@ -46,9 +46,12 @@ def run(args: argparse.Namespace) -> int:
     from nafft.data.pairs import scan_pairs
     from nafft.engine.evaluate import evaluate
     from nafft.errors import UserError
-    from nafft.inference.loading import require_checkpoint
+    from nafft.inference.loading import default_model_note, require_checkpoint
 
     require_checkpoint(args.checkpoint)
+    note = default_model_note(args.checkpoint)
+    if note:
+        print(note, file=sys.stderr)
     check_device(args)
     pairs, problems = scan_pairs(args.data)
     for line in problems:

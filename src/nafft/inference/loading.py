@@ -27,13 +27,32 @@ class MissingCheckpointError(UserError):
 
 
 def require_checkpoint(checkpoint: str | Path | None) -> Path:
-    """The checkpoint path, or an error saying where weights come from."""
-    if checkpoint is None:
-        raise MissingCheckpointError(
-            "--checkpoint is required (nafft ships no default model yet): pass weights from `nafft train`, or "
-            f"{OFFICIAL_WEIGHTS_HINT}"
-        )
-    return Path(checkpoint)
+    """The checkpoint path; without one, the bundled default model's file (`nafft.weights`), or an error saying
+    where weights come from when this installation has none."""
+    if checkpoint is not None:
+        return Path(checkpoint)
+    from nafft.weights import DEFAULT_MODEL, bundled_models
+
+    for model in bundled_models():
+        if model.name == DEFAULT_MODEL:
+            return model.path
+    raise MissingCheckpointError(
+        "--checkpoint is required (this installation has no bundled default model): pass weights from `nafft "
+        f"train`, or {OFFICIAL_WEIGHTS_HINT}"
+    )
+
+
+def default_model_note(checkpoint: str | Path | None) -> str | None:
+    """The line a command prints first when it falls back to the bundled default model (None when a checkpoint
+    was given)."""
+    if checkpoint is not None:
+        return None
+    from nafft.weights import DEFAULT_MODEL, read_card
+
+    path = require_checkpoint(None)
+    summary = read_card(path).get("summary", "")
+    return (f"no --checkpoint: using the bundled default model {DEFAULT_MODEL}"
+            + (f" ({summary})" if summary else "") + "; see `nafft models`")
 
 
 def train_patch_size(metadata: dict[str, str]) -> int | None:

@@ -1,0 +1,127 @@
+"""The default model's figures: quality on held-out sets, and speed and memory of `nafft deblur` on photographs.
+
+    python benchmarks/default_model.py quality --set shake=data/default/test_shake \\
+        --set realistic=data/default/test_realistic --set sharp=data/default/test_sharp [--checkpoint CKPT]
+    python benchmarks/default_model.py speed [--checkpoint CKPT]
+
+quality: `nafft eval` (TLC as trained, EMA weights as shipped) on each pair folder; per set the mean PSNR/SSIM of
+the input and of the output, the gain, the share of images improved and the worst image, as a Markdown table;
+OUT/quality.json keeps them, OUT/SET/ the usual eval outputs with panels.
+speed: `nafft deblur` of a 1280x720 and a 4000x3000 synthetic photograph (smooth shapes and texture, saved as PNG),
+each in a fresh process: wall seconds, CPU seconds and peak RSS, default settings (automatic tiling).
+Without --checkpoint the bundled default model is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+MEASURE = (
+    "import json, resource, subprocess, sys, time\n"
+    "start = time.perf_counter(); proc = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+    "usage = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "print(json.dumps({'maxrss_kib': usage.ru_maxrss, 'code': proc.returncode, 'cpu_s': usage.ru_utime + "
+    "usage.ru_stime, 'seconds': time.perf_counter() - start, 'stderr': proc.stderr[-2000:]}))\n"
+)
+
+
+def quality(args) -> dict:
+    from nafft.engine.evaluate import evaluate
+    from nafft.experiments.runs import pairs_of
+    from nafft.inference.loading import load_for_inference
+    from nafft.inference.predict import Predictor
+    from nafft.weights import bundled_weights
+
+    checkpoint = Path(args.checkpoint) if args.checkpoint else bundled_weights()
+    loaded = load_for_inference(checkpoint, tlc=True)
+    predictor = Predictor(loaded.model, device="cpu")
+    results = {}
+    for spec in args.set:
+        name, folder = spec.split("=", 1)
+        result = evaluate(predictor, pairs_of([Path(folder)]), args.out / name, panels=args.panels,
+                          settings={"checkpoint": str(checkpoint), "data": folder})
+        s = result.summary
+        gains = [r.metrics["psnr"] - r.metrics["input_psnr"] for r in result.records]
+        results[name] = {"folder": folder, "images": s["images"], "input_psnr": s["input_psnr"], "psnr": s["psnr"],
+                         "input_ssim": s["input_ssim"], "ssim": s["ssim"], "gain": s["psnr"] - s["input_psnr"],
+                         "improved": s["improved_images"], "worst_gain": min(gains), "best_gain": max(gains)}
+        print(json.dumps({name: results[name]}), flush=True)
+    lines = [f"checkpoint {checkpoint.name}; TLC {'on' if loaded.tlc else 'off'} (train size {loaded.train_size})",
+             "", "| set | images | input PSNR | output PSNR | gain dB | improved | worst / best image dB | "
+             "input SSIM | output SSIM |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, r in results.items():
+        lines.append(f"| {name} | {r['images']} | {r['input_psnr']:.2f} | {r['psnr']:.2f} | {r['gain']:+.2f} | "
+                     f"{r['improved']}/{r['images']} | {r['worst_gain']:+.2f} / {r['best_gain']:+.2f} | "
+                     f"{r['input_ssim']:.4f} | {r['ssim']:.4f} |")
+    print("\n".join(lines))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "quality.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / "quality.md").write_text("\n".join(lines) + "\n")
+    return results
+
+
+def test_photo(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A photograph-like uint8 image: smooth colour gradients, soft shapes and fine texture."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[:height, :width].astype(np.float32)
+    image = np.stack([0.5 + 0.3 * np.sin(xs / (width / 3) + c) * np.cos(ys / (height / 2) - c) for c in (0, 1, 2)], -1)
+    for _ in range(60):
+        cy, cx, r = rng.uniform(0, height), rng.uniform(0, width), rng.uniform(10, min(height, width) / 6)
+        inside = (ys - cy) ** 2 + (xs - cx) ** 2 < r * r
+        image[inside] = image[inside] * 0.4 + rng.uniform(0, 1, 3) * 0.6
+    image += rng.normal(0, 0.03, image.shape).astype(np.float32)
+    return (np.clip(image, 0, 1) * 255).astype(np.uint8)
+
+
+def speed(args) -> dict:
+    from nafft.data.io import write_image
+
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for height, width in ((720, 1280), (3000, 4000)):
+            src = Path(tmp) / f"photo_{width}x{height}.png"
+            write_image(src, test_photo(height, width))
+            cmd = [sys.executable, "-m", "nafft", "deblur", str(src), "-o", str(Path(tmp) / "out"), "--device", "cpu"]
+            if args.checkpoint:
+                cmd += ["--checkpoint", args.checkpoint]
+            if args.threads:
+                cmd += ["--threads", str(args.threads)]
+            proc = subprocess.run([sys.executable, "-c", MEASURE, *cmd], capture_output=True, text=True,
+                                  env=dict(os.environ))
+            report = json.loads(proc.stdout.strip().splitlines()[-1])
+            if report["code"]:
+                print(report["stderr"], file=sys.stderr)
+            key = f"{width}x{height}"
+            results[key] = {"seconds": report["seconds"], "cpu_seconds": report["cpu_s"],
+                            "peak_rss_mib": report["maxrss_kib"] / 1024, "exit_code": report["code"]}
+            print(f"deblur {key} ({width * height / 1e6:.1f} MP): {report['seconds']:.1f} s wall, "
+                  f"{report['cpu_s']:.1f} s CPU, peak RSS {report['maxrss_kib'] / 1024:.0f} MiB "
+                  f"(exit {report['code']})", flush=True)
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("section", choices=("quality", "speed"))
+    parser.add_argument("--checkpoint", help="weights to measure (default: the bundled default model)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=FOLDER", help="quality: a pair folder")
+    parser.add_argument("--panels", type=int, default=4, help="quality: comparison panels per set")
+    parser.add_argument("--threads", type=int, default=None, help="speed: --threads of nafft deblur")
+    parser.add_argument("--out", type=Path, default=Path("runs/default_model"))
+    args = parser.parse_args()
+    if args.section == "quality" and not args.set:
+        parser.error("quality needs at least one --set NAME=FOLDER")
+    (quality if args.section == "quality" else speed)(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
