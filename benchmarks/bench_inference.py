@@ -12,6 +12,11 @@ Sections:
            process (resource.getrusage).
   activations  the memory one whole-image forward adds at 512 and 1024 px, in units of H x W x width x 4 bytes:
            what `Predictor`'s automatic tiling budgets with (nafft.inference.predict.ACTIVATION_FACTOR).
+  crossover  seconds per megapixel of whole-image and tiled prediction (tiles of 256-768 px) at growing square
+           sizes, in this process with the `nafft` command's malloc settings: where tiling starts to pay on the CPU
+           (what `Predictor`'s automatic tiling uses: nafft.inference.predict.whole_slowdown, FAST_TILE_BYTES).
+  speed    `nafft deblur` of 1, 4 and 12 megapixel PNGs (4:3) whole (`--tile 0`), tiled (`--tile 512`) and with the
+           automatic choice, each in a fresh process: wall time and peak RSS (README's whole-vs-tiled table).
 
 Models have random weights (seeded; zero-initialised layer scales made non-zero so every block acts) unless
 `--checkpoint` gives a nafnet-small-sized checkpoint for the tiling and memory sections.
@@ -23,6 +28,7 @@ import argparse
 import json
 import math
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -39,7 +45,7 @@ from nafft.data.io import write_image  # noqa: E402
 from nafft.inference import Predictor, load_for_inference  # noqa: E402
 from nafft.models import build_model, disable_tlc, enable_tlc, save_model  # noqa: E402
 
-SECTIONS = ("tiling", "onnx", "memory", "activations")
+SECTIONS = ("tiling", "onnx", "memory", "activations", "crossover", "speed")
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -119,12 +125,12 @@ def bench_tiling(args) -> dict:
             "tiled_s": t["tiled"],
             "tiled_over_whole": t["tiled"] / t["whole"],
             "tiles": tiled.last_tiles,
-            "overlap": tiled.overlap,
+            "overlap": tiled.overlap_for(512),
             "psnr_tiled_vs_whole_db": seam,
         }
         print(
             f"tiling 1024x1024 {key} (train size {train_size}): whole {t['whole']:.2f} s, tiled (512, overlap "
-            f"{tiled.overlap}, {tiled.last_tiles} tiles) {t['tiled']:.2f} s, ratio {t['tiled'] / t['whole']:.2f}; "
+            f"{tiled.overlap_for(512)}, {tiled.last_tiles} tiles) {t['tiled']:.2f} s, ratio {t['tiled'] / t['whole']:.2f}; "
             f"PSNR(tiled, whole) {seam:.2f} dB",
             flush=True,
         )
@@ -177,17 +183,25 @@ def bench_onnx(args) -> dict:
 _MEASURE = (
     "import json, resource, subprocess, sys, time\n"
     "start = time.perf_counter(); proc = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
-    "print(json.dumps({'maxrss_kib': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, 'code': proc.returncode,"
-    " 'seconds': time.perf_counter() - start, 'stderr': proc.stderr[-2000:]}))\n"
+    "usage = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "print(json.dumps({'maxrss_kib': usage.ru_maxrss, 'code': proc.returncode, 'cpu_s': usage.ru_utime + usage.ru_stime,"
+    " 'seconds': time.perf_counter() - start, 'stderr': proc.stderr[-2000:],"
+    " 'tile_lines': [l for l in proc.stderr.splitlines() if 'tiles of' in l][-2:]}))\n"
 )
 
 
-def _child_peak_rss(cmd: list[str], env: dict) -> tuple[float, float, int]:
-    """(peak RSS MiB, seconds, exit code) of a command run in a fresh process tree."""
+def _child_report(cmd: list[str], env: dict) -> dict:
+    """Peak RSS (KiB), wall and CPU seconds, exit code and stderr tail of a command run in a fresh process tree."""
     proc = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], env=env, capture_output=True, text=True)
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     if report["code"]:
         print(report["stderr"], file=sys.stderr)
+    return report
+
+
+def _child_peak_rss(cmd: list[str], env: dict) -> tuple[float, float, int]:
+    """(peak RSS MiB, seconds, exit code) of a command run in a fresh process tree."""
+    report = _child_report(cmd, env)
     return report["maxrss_kib"] / 1024, report["seconds"], report["code"]
 
 
@@ -262,6 +276,97 @@ def bench_activations(args) -> dict:
     return out
 
 
+def bench_crossover(args) -> dict:
+    from nafft.runtime import tune_malloc
+
+    tune_malloc()  # what the nafft command does at start
+    model = random_model(args.model)
+    enable_tlc(model, 256)
+    Predictor(model, device="cpu", tile=0)(torch.rand(3, 256, 256))  # first-call set-up out of the way
+    out: dict = {}
+    for side in args.sides:
+        x = torch.from_numpy(photo(side, side)).permute(2, 0, 1).contiguous()
+        fns = {"whole": Predictor(model, device="cpu", tile=0)}
+        fns.update({f"tile {t}": Predictor(model, device="cpu", tile=t) for t in args.tiles if t < side})
+        times = {k: [] for k in fns}
+        cpu = {k: [] for k in fns}
+        for _ in range(args.runs):
+            for key, predictor in fns.items():
+                start, start_cpu = time.perf_counter(), time.process_time()
+                predictor(x)
+                times[key].append(time.perf_counter() - start)
+                cpu[key].append(time.process_time() - start_cpu)
+        mp = side * side / 1e6
+        row = {k: statistics.median(v) / mp for k, v in times.items()}
+        out[str(side)] = {
+            "wall_s_per_mp": row,
+            "cpu_s_per_mp": {k: statistics.median(v) / mp for k, v in cpu.items()},
+        }
+        print(
+            f"crossover {args.model} {side}x{side}: s/MP wall (CPU) "
+            + ", ".join(f"{k} {v:.2f} ({out[str(side)]['cpu_s_per_mp'][k]:.2f})" for k, v in row.items()),
+            flush=True,
+        )
+    return out
+
+
+def bench_speed(args) -> dict:
+    env = dict(os.environ)
+    out: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        ckpt = (
+            Path(args.checkpoint)
+            if args.checkpoint
+            else save_model(random_model(args.model), tmp / "m.safetensors")
+        )
+        for mp in args.megapixels:
+            width = int(round(math.sqrt(mp * 1e6 * 4 / 3) / 16)) * 16
+            height = width * 3 // 4
+            image = tmp / "in" / f"{mp:g}mp.png"
+            write_image(image, photo(height, width))
+            for label, tile in (
+                ("whole", ["--tile", "0"]),
+                ("tiled 512", ["--tile", "512"]),
+                ("automatic", []),
+            ):
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "nafft",
+                    "-v",
+                    "deblur",
+                    str(image),
+                    "-o",
+                    str(tmp / "out"),
+                    "--checkpoint",
+                    str(ckpt),
+                    "--device",
+                    "cpu",
+                    *tile,
+                ]
+                if args.threads:
+                    cmd += ["--threads", str(args.threads)]
+                report = _child_report(cmd, env)
+                tiles = re.findall(r"tiles of \(?(\d+)", " ".join(report["tile_lines"]))
+                row = {
+                    "size": [width, height],
+                    "seconds": report["seconds"],
+                    "cpu_seconds": report["cpu_s"],
+                    "peak_rss_mib": report["maxrss_kib"] / 1024,
+                    "tile": int(tiles[-1]) if tiles else None,
+                    "exit_code": report["code"],
+                }
+                out[f"{mp:g}mp {label}"] = row
+                print(
+                    f"speed {width}x{height} ({mp:g} MP) {label}: {row['seconds']:.1f} s wall, "
+                    f"{row['cpu_seconds']:.1f} s CPU, peak RSS {row['peak_rss_mib']:.0f} MiB, "
+                    f"tile {row['tile'] or 'none'} (exit {row['exit_code']})",
+                    flush=True,
+                )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -271,6 +376,20 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--checkpoint", default=None, help="nafnet-small-sized weights for tiling/memory")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    parser.add_argument("--model", default="nafnet-small", help="preset for crossover/speed (random weights)")
+    parser.add_argument(
+        "--sides",
+        nargs="+",
+        type=int,
+        default=[512, 768, 1024, 1536, 2048],
+        help="square image sides for crossover",
+    )
+    parser.add_argument(
+        "--tiles", nargs="+", type=int, default=[256, 384, 512, 768], help="tile sides for crossover"
+    )
+    parser.add_argument(
+        "--megapixels", nargs="+", type=float, default=[1, 4, 12], help="image sizes for speed"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
