@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from nafft.cli import build_parser, main
-from nafft.data.io import write_image
 from nafft.models import ModelConfig, build_model, save_model
 from tests.engine.training_fixtures import write_pairs
 
