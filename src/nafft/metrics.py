@@ -1,8 +1,8 @@
 """Image quality metrics with the conventions of the deblurring papers.
 
 All metrics compare two images on 8-bit RGB: float inputs (torch tensors or numpy arrays in [0, 1]) are clamped to
-[0, 1], scaled by 255 and rounded to uint8, as BasicSR's `tensor2img` does before NAFNet's metrics; uint8 arrays are
-used as they are. Torch tensors are read as (C, H, W) or (1, C, H, W); numpy arrays as (H, W, C) or (H, W). The
+[0, 1], scaled by 255 and rounded half to even to uint8 (`nafft.data.io.quantize`, the rounding of saved images too),
+as BasicSR's `tensor2img` does before NAFNet's metrics; uint8 arrays are used as they are. Torch tensors are read as (C, H, W) or (1, C, H, W); numpy arrays as (H, W, C) or (H, W). The
 data range is always 255 (NAFNet switches to 1 when an 8-bit image happens to be all <= 1; we do not).
 
 - `psnr`: `10 log10(255^2 / MSE)` with the MSE over all pixels and channels, no border crop. Identical images give
@@ -43,7 +43,8 @@ def gaussian_taps(size: int = WINDOW, sigma: float = SIGMA) -> np.ndarray:
 
 
 def to_uint8(image: Any) -> np.ndarray:
-    """An image as a uint8 (H, W, C) or (H, W) array, rounded as the papers do.
+    """An image as a uint8 (H, W, C) or (H, W) array, rounded as the papers do (`nafft.data.io.quantize`: clamp,
+    x 255 in float32 or finer, round half to even, as BasicSR's `tensor2img`).
 
     Args:
         image: a torch tensor (C, H, W) or (1, C, H, W) or a numpy array (H, W, C) or (H, W); floats in [0, 1]
@@ -52,6 +53,8 @@ def to_uint8(image: Any) -> np.ndarray:
     Raises:
         ValueError: for other dtypes or shapes.
     """
+    from nafft.data.io import quantize
+
     if isinstance(image, torch.Tensor):
         t = image.detach()
         if t.ndim == 4:
@@ -64,18 +67,13 @@ def to_uint8(image: Any) -> np.ndarray:
             return t.cpu().permute(1, 2, 0).numpy()
         if not t.is_floating_point():
             raise ValueError(f"expected a float or uint8 tensor, got {t.dtype}")
-        # float32 product then round half to even, exactly as BasicSR's tensor2img (numpy float32).
-        arr = t.float().cpu().clamp(0, 1).permute(1, 2, 0).numpy()
-        return np.round(arr * np.float32(255.0)).astype(np.uint8)
+        return quantize(t.float().cpu().permute(1, 2, 0).numpy())
     arr = np.asarray(image)
     if arr.ndim not in (2, 3):
         raise ValueError(f"expected an (H, W, C) or (H, W) array, got shape {arr.shape}")
-    if arr.dtype == np.uint8:
-        return arr
-    if not np.issubdtype(arr.dtype, np.floating):
+    if arr.dtype != np.uint8 and not np.issubdtype(arr.dtype, np.floating):
         raise ValueError(f"expected a float array in [0, 1] or a uint8 array, got {arr.dtype}")
-    arr = np.clip(arr.astype(np.promote_types(arr.dtype, np.float32)), 0, 1)
-    return np.round(arr * arr.dtype.type(255.0)).astype(np.uint8)
+    return quantize(arr)
 
 
 def _pair(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:

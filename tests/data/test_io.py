@@ -266,7 +266,7 @@ def test_top_rows_of_a_png_turned_by_a_trailing_exif_chunk(tmp_path):
 @pytest.mark.parametrize("bit_depth", [8, 16])
 def test_quantize_in_place_gives_the_same_pixels_and_reuses_the_input(bit_depth):
     values = np.random.default_rng(3).uniform(-0.2, 1.2, size=(9, 11, 3)).astype(np.float32)
-    values[0, 0] = [0.5 / 255, 1.5 / 255, 254.5 / 255]  # halfway cases round up
+    values[0, 0] = [0.5 / 255, 1.5 / 255, 254.5 / 255]  # halfway cases
     work = values.transpose(2, 0, 1).copy().transpose(1, 2, 0)  # a strided view, as deblur passes it
     got = quantize(work, bit_depth, in_place=True)
     want = quantize(values, bit_depth)
@@ -274,3 +274,20 @@ def test_quantize_in_place_gives_the_same_pixels_and_reuses_the_input(bit_depth)
     scale = 65535.0 if bit_depth == 16 else 255.0
     assert np.array_equal(work, want.astype(np.float32))  # the float input now holds the rounded values
     assert want.max() == scale and want.min() == 0
+
+
+def test_saved_images_and_metrics_round_alike_half_to_even():
+    """io.quantize rounded halves up and metrics.to_uint8 to even, so a saved output and the image `nafft eval`
+    scored could differ by one level; now both are one function."""
+    from nafft.metrics import to_uint8
+
+    levels = np.arange(255)
+    halves = ((levels + 0.5) / 255).astype(np.float32)
+    exact = halves * np.float32(255) == levels + 0.5  # those whose product in float32 is exactly k + 0.5
+    assert exact.sum() > 50
+    values = halves[exact].reshape(1, -1, 1).repeat(3, axis=2)
+    want = (levels[exact] + (levels[exact] % 2)).reshape(1, -1, 1).repeat(3, axis=2)  # half to even
+    assert np.array_equal(quantize(values), want)
+    assert np.array_equal(to_uint8(values), want)
+    assert np.array_equal(to_uint8(torch.from_numpy(values.transpose(2, 0, 1).copy())), want)
+    assert np.array_equal(quantize(values.copy(), in_place=True), want)

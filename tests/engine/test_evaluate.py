@@ -10,6 +10,7 @@ from nafft.cli import main
 from nafft.data.io import decode_image, write_image
 from nafft.data.pairs import find_pairs
 from nafft.engine.evaluate import CSV_COLUMNS, METRIC_KEYS, evaluate, summarize
+from nafft.inference import Predictor
 from nafft.metrics import psnr, ssim, ssim3d
 from tests.inference.conftest import save_tiny_checkpoint
 
@@ -120,7 +121,8 @@ def test_identity_predictor_and_identical_pairs(tmp_path):
     data = write_pairs(tmp_path / "data", 2, 20, 22, seed=5)
     sharp0 = decode_image(data / "sharp" / "000.png")[0]
     write_image(data / "blur" / "000.png", sharp0)  # an already-sharp input: PSNR = inf
-    result = evaluate(lambda x: x, find_pairs(data), tmp_path / "out", panels=0)
+    result = evaluate(Predictor(torch.nn.Identity(), device="cpu", tile=0), find_pairs(data), tmp_path / "out",
+                      panels=0)
     first, second = result.records
     assert first.metrics["psnr"] == first.metrics["input_psnr"] == math.inf
     assert second.metrics["psnr"] == second.metrics["input_psnr"] < math.inf

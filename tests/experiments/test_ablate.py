@@ -22,9 +22,13 @@ def test_ablation_table_equals_the_runs_and_finished_runs_are_skipped(tmp_path, 
     for name, row in rows.items():
         own = [json.loads((out / "runs" / name / f"seed{s}" / "eval" / "summary.json").read_text())
                for s in (42, 43)]
-        assert row["psnr"] == [o["psnr"] for o in own]
-        assert row["ssim"] == [o["ssim"] for o in own]
+        # per-seed results in seed order, so that two configs pair up by seed
+        assert [run["seed"] for run in row["runs"]] == table["seeds"] == [42, 43]
+        assert [run["psnr"] for run in row["runs"]] == [o["psnr"] for o in own]
+        assert [run["ssim"] for run in row["runs"]] == [o["ssim"] for o in own]
         assert row["psnr_mean"] == pytest.approx(sum(o["psnr"] for o in own) / 2)
+        assert [run["run_dir"] for run in row["runs"]] == [str(out / "runs" / name / f"seed{s}") for s in (42, 43)]
+        assert all(run["train_seconds"] > 0 for run in row["runs"])
     assert rows["base"]["delta_psnr"] == 0
     assert rows["fft"]["delta_psnr"] == pytest.approx(rows["fft"]["psnr_mean"] - rows["base"]["psnr_mean"])
     assert rows["fft"]["params"] > rows["base"]["params"]  # the FFT skip blocks add weights
@@ -34,6 +38,7 @@ def test_ablation_table_equals_the_runs_and_finished_runs_are_skipped(tmp_path, 
         assert f"{row['psnr_mean']:.2f} +- {row['psnr_std']:.2f}" in md
     assert json.loads((out / "ablation.json").read_text()) == table
     assert (out / "ablation_curves.png").stat().st_size > 1000
+    assert "runs/base/seed43/eval/report.md" in md and (out / "plan.json").is_file()
 
     # Re-run: nothing is trained or evaluated again, and the table is the same.
     def refuse(*args, **kwargs):

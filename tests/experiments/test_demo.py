@@ -17,40 +17,98 @@ def test_demo_end_to_end_in_a_temp_folder(tmp_path, tiny_configs, monkeypatch, c
     assert main(args) == 0
     out = tmp_path / "runs" / "demo"
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary) >= {"input_psnr", "input_ssim", "models"}
     assert isinstance(summary["input_psnr"], float) and isinstance(summary["input_ssim"], float)
-    assert set(summary["models"]) == {"base", "fft"}
-    for name, entry in summary["models"].items():
-        assert {k: type(entry[k]) for k in ("psnr", "ssim", "params", "macs", "ms_per_image", "checkpoint")} == {
-            "psnr": float, "ssim": float, "params": int, "macs": int, "ms_per_image": float, "checkpoint": str}
+    assert [row["name"] for row in summary["rows"]] == ["base", "fft"] and summary["seeds"] == [42]
+    for row in summary["rows"]:
+        name, (run,) = row["name"], row["runs"]
+        assert {k: type(row[k]) for k in ("params", "macs", "psnr_mean", "ms_per_image")} == {
+            "params": int, "macs": int, "psnr_mean": float, "ms_per_image": float}
         # paths relative to the working directory (the repository root under `make demo`)
-        assert entry["checkpoint"] == f"runs/demo/{name}/checkpoints/last.safetensors"
-        assert (tmp_path / entry["checkpoint"]).is_file()
+        assert run["checkpoint"] == f"runs/demo/{name}/checkpoints/last.safetensors"
+        assert (tmp_path / run["checkpoint"]).is_file()
         # the summary's numbers are the run's own evaluation
         own = json.loads((out / name / "eval" / "summary.json").read_text())
-        assert entry["psnr"] == own["psnr"] and entry["ssim"] == own["ssim"]
+        assert run["psnr"] == row["psnr_mean"] == own["psnr"] and run["ssim"] == own["ssim"]
         assert summary["input_psnr"] == own["input_psnr"]
         rows = list(csv.DictReader(open(out / name / "eval" / "per_image.csv")))
-        assert entry["improved_images"] == sum(float(r["psnr"]) > float(r["input_psnr"]) for r in rows)
+        assert run["improved_images"] == sum(float(r["psnr"]) > float(r["input_psnr"]) for r in rows)
         assert (out / name / "config.yaml").is_file() and (out / name / "metrics.jsonl").is_file()
     # the minutes budget became one equal iteration count
     plan = json.loads((out / "plan.json").read_text())
-    assert summary["models"]["base"]["iterations"] == summary["models"]["fft"]["iterations"] == plan["iterations"]
-    assert set(plan["calibrated_step_seconds"]) == {str(p) for p in tiny_configs}
+    assert [row["runs"][0]["iterations"] for row in summary["rows"]] == [plan["iterations"]] * 2
+    assert set(plan["calibrated_step_seconds"]) == {"base", "fft"}
     assert (out / "psnr_curve.png").stat().st_size > 1000
     panels = sorted((out / "panels").glob("*.png"))
     assert panels
     report = (out / "report.md").read_text()
-    assert f"{summary['models']['base']['psnr']:.2f}" in report and "psnr_curve.png" in report
+    assert f"{summary['rows'][0]['psnr_mean']:.2f}" in report and "psnr_curve.png" in report
+    assert "panels/" in report and "(base/eval/report.md)" in report
     printed = capsys.readouterr().out
-    assert f"{summary['models']['fft']['psnr']:.2f}" in printed
+    assert f"{summary['rows'][1]['psnr_mean']:.2f}" in printed and "held-out images" in printed
 
-    # A re-run with the same options reuses the finished runs; other options are refused, nothing overwritten.
+    # A re-run with the same options reuses the finished runs; other data is refused, nothing overwritten.
     mtime = os.path.getmtime(out / "base" / "checkpoints" / "last.safetensors")
     assert main(args) == 0
     assert os.path.getmtime(out / "base" / "checkpoints" / "last.safetensors") == mtime
     assert main([*args[:-2], "--val-pairs", "2"]) == 2
-    assert "holds a demo made with other options" in capsys.readouterr().err
+    assert "holds runs made on other data" in capsys.readouterr().err
+
+
+def test_options_are_checked_before_any_data_is_made(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--models", "nafnet-small", "nafnet-smal", "-o", "demo"]) == 2
+    assert "did you mean 'nafnet-small'" in capsys.readouterr().err
+    assert main(["ablate", "--configs", "nafnet-small", "--set", "optim.lrr=1", "-o", "abl"]) == 2
+    assert "unknown key 'optim.lrr'" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists() and not (tmp_path / "abl").exists()
+
+
+def test_without_scikit_image_the_demo_says_what_it_skips(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr("nafft.data.synth.skimage_photo_paths", lambda: [])
+    from nafft.experiments.runs import SynthPlan, make_datasets
+
+    plan = SynthPlan(train_leaves=2, train_photos=2, val_pairs=1, test_leaves=1, test_photos=1, train_size=32,
+                     test_size=32)
+    with caplog.at_level("WARNING"):
+        data = make_datasets(tmp_path, plan)
+    assert "scikit-image is not installed" in caplog.text and "chelsea.png, coffee.png, rocket.jpg" in caplog.text
+    assert not data.photos and [p.name for p in data.train] == ["train_leaves"]
+    assert [p.name for p in data.test] == ["test_leaves"]
+
+
+def test_training_time_sums_the_segments_of_a_resumed_run(tmp_path, tiny_configs, monkeypatch):
+    """runs.py recorded only the last segment's time after a resume, and about 0 s for a finished run."""
+    from nafft.engine.callbacks import Callback
+    from nafft.experiments import runs
+    from nafft.experiments.runs import (
+        SynthPlan,
+        make_datasets,
+        read_train_seconds,
+        recipe_config,
+        train_and_evaluate,
+    )
+
+    data = make_datasets(tmp_path / "data", SynthPlan(train_leaves=4, train_photos=0, val_pairs=1, test_leaves=1,
+                                                      test_photos=0, train_size=64, test_size=64))
+    config = recipe_config(tiny_configs[0], data.train, data.val, 4, 42, checkpoints=2)
+    run_dir = tmp_path / "run"
+
+    class Stop(Callback):
+        def on_step(self, iteration, stats):
+            if iteration == 3:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_and_evaluate("base", config, run_dir, data.test, callback=Stop())
+    first = json.loads((run_dir / "train_seconds.json").read_text())
+    assert first["iteration"] == 2 and first["seconds"] > 0
+    result = train_and_evaluate("base", config, run_dir, data.test)
+    assert result.train_seconds > first["seconds"]
+    # a finished run whose evaluation is missing is evaluated, not trained again: its time stays
+    (run_dir / "eval" / "summary.json").unlink()
+    monkeypatch.setattr("nafft.engine.trainer.train", lambda *a, **k: pytest.fail("trained a finished run"))
+    assert runs.train_and_evaluate("base", config, run_dir, data.test).train_seconds == result.train_seconds
+    assert read_train_seconds(run_dir / "train_seconds.json") == result.train_seconds
 
 
 def test_find_config_by_name_and_path(tmp_path):

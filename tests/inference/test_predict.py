@@ -200,3 +200,18 @@ def test_speed_tiles_are_never_smaller_than_the_tlc_window():
     w32 = enable_tlc(build_model("nafnet-w32"), 256)  # no tile of 384 px keeps w32's buffers small: whole
     assert speed_tile(w32, 3000, 4000) is None
     assert tlc_window(build_model("nafnet-w32")) == 0 and speed_tile(build_model("nafnet-w32"), 3000, 4000) == 304
+
+
+def test_the_callers_model_is_left_as_it_was(tiny_nafnet):
+    """Predictor put the caller's model in eval mode and converted its weights (device, half, memory format)."""
+    model = tiny_nafnet.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.rand(3, 24, 40)
+    out = Predictor(model, device="cpu", tile=0, channels_last=True)(x)
+    assert model.training and all(m.training for m in model.modules())
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]) and value.is_contiguous(), key
+    expected = Predictor(model.eval(), device="cpu", tile=0)(x)
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)
+    plain = model.eval()
+    assert Predictor(plain, device="cpu", tile=0).model is plain  # nothing to change: no copy

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from nafft.cli.args import add_threads_argument, positive_int
+from nafft.cli.demo import add_data_arguments
 from nafft.experiments.ablate import DEFAULT_CONFIGS
 
 HELP = "train several configs for the same budget and seeds, evaluate on one held-out set, write a table and curves"
@@ -13,7 +14,7 @@ HELP = "train several configs for the same budget and seeds, evaluate on one hel
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--configs", nargs="+", default=list(DEFAULT_CONFIGS), metavar="CONFIG",
-                        help="recipe files or names in configs/; the first is the reference (default: the notes' "
+                        help="recipe names (nafft configs) or files; the first is the reference (default: the notes' "
                              f"five: {' '.join(DEFAULT_CONFIGS)})")
     parser.add_argument("--iterations", type=positive_int, default=1000, help="training iterations of every run")
     parser.add_argument("--seeds", type=positive_int, default=2, help="runs per config (seeds --seed, --seed+1, ...)")
@@ -26,29 +27,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="training pair folders (default: synthesised under OUT/data)")
     parser.add_argument("--val", type=Path, default=None, metavar="DIR", help="validation pairs for the curves")
     parser.add_argument("--test", nargs="+", type=Path, default=[], metavar="DIR", help="held-out pair folders")
+    add_data_arguments(parser)
     parser.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                         help="override keys of every config, e.g. --set data.batch_size=16")
     add_threads_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
-    from nafft.cli.demo import synth_progress
-    from nafft.cli.train import TrainProgress
+    from nafft.cli.demo import run_job, synth_plan
     from nafft.errors import UserError
-    from nafft.experiments.ablate import AblationOptions, run_ablation
+    from nafft.experiments.ablate import AblationOptions
 
     if bool(args.train) != bool(args.test):
         raise UserError("--train and --test go together (or leave both out to synthesise the data)")
-    opts = AblationOptions(configs=tuple(args.configs), iterations=args.iterations, seeds=args.seeds, seed=args.seed,
-                           out=args.out, train=tuple(args.train), val=args.val, test=tuple(args.test),
-                           overrides=tuple(args.overrides), extend=args.extend)
-    with logging_redirect_tqdm():
-        table = run_ablation(opts, callback_factory=lambda name: TrainProgress(True, desc=name),
-                             progress=synth_progress())
-    print()
-    print((args.out / "ablation.md").read_text())
-    print(f"table: {args.out / 'ablation.md'}   numbers: {args.out / 'ablation.json'}   "
-          f"({len(table['rows'])} configs x {args.seeds} seeds)")
+    run_job(AblationOptions(configs=tuple(args.configs), iterations=args.iterations, seeds=args.seeds, seed=args.seed,
+                            out=args.out, train=tuple(args.train), val=args.val, test=tuple(args.test),
+                            plan=synth_plan(args), use_photos=not args.no_photos, overrides=tuple(args.overrides),
+                            extend=args.extend))
     return 0

@@ -15,11 +15,18 @@ HELP = "synthesise data, train NAFNet and NAFFT-Net for an equal budget, evaluat
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), metavar="CONFIG",
-                        help=f"training recipes from configs/ (default: {' '.join(DEFAULT_MODELS)})")
+                        help=f"training recipes (names or files; default: {' '.join(DEFAULT_MODELS)})")
     parser.add_argument("--minutes", type=positive_float, default=6.0,
                         help="training time for all models together; sets the (equal) iteration count (default 6)")
     parser.add_argument("--iterations", type=positive_int, default=None,
                         help="a fixed iteration count instead of --minutes")
+    add_data_arguments(parser)
+    parser.add_argument("--seed", type=int, default=42, help="training seed")
+    add_threads_argument(parser)
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """The synthetic data options of the demo and the ablation runner."""
     parser.add_argument("--train-pairs", type=positive_int, default=None,
                         help="dead-leaves training pairs (default 240; photographs add half as many)")
     parser.add_argument("--test-pairs", type=positive_int, default=None, help="held-out pairs per source (default 12)")
@@ -27,8 +34,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--blur-strength", type=positive_float, default=None,
                         help="motion length multiplier of the synthetic blur (default 1, nafft synth's)")
     parser.add_argument("--no-photos", action="store_true", help="dead leaves only, without scikit-image's photos")
-    parser.add_argument("--seed", type=int, default=42, help="training seed")
-    add_threads_argument(parser)
+
+
+def synth_plan(args: argparse.Namespace):
+    """The `SynthPlan` of the data options."""
+    from dataclasses import replace
+
+    from nafft.experiments.runs import SynthPlan
+
+    plan = SynthPlan()
+    if args.train_pairs is not None:
+        plan = replace(plan, train_leaves=args.train_pairs, train_photos=args.train_pairs // 2)
+    if args.test_pairs is not None:
+        plan = replace(plan, test_leaves=args.test_pairs, test_photos=args.test_pairs)
+    if args.blur_strength is not None:
+        plan = replace(plan, strength=args.blur_strength)
+    if args.val_pairs is not None:
+        plan = replace(plan, val_pairs=args.val_pairs)
+    return plan
+
+
+def run_job(opts) -> dict:
+    """Run an ablation-runner job with progress bars and print its table."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from nafft.cli.train import TrainProgress
+    from nafft.experiments.ablate import format_table, run_ablation
+
+    with logging_redirect_tqdm():
+        summary = run_ablation(opts, callback_factory=lambda name: TrainProgress(True, desc=name),
+                               progress=synth_progress())
+    seeds = len(summary["seeds"])
+    print(f"\n{summary['test_images']} held-out images, {summary['iterations']} training iterations per "
+          f"{'model' if seeds == 1 else f'run, {seeds} seeds'} ({summary['machine']}):")
+    print(format_table(summary))
+    layout = opts.layout
+    print(f"\nsummary: {opts.out / layout.summary}   report: {opts.out / layout.report}")
+    return summary
 
 
 def synth_progress():
@@ -50,30 +92,8 @@ def synth_progress():
 
 
 def run(args: argparse.Namespace) -> int:
-    from dataclasses import replace
+    from nafft.experiments.demo import demo_options
 
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
-    from nafft.cli.train import TrainProgress
-    from nafft.experiments.demo import DemoOptions, format_table, run_demo
-    from nafft.experiments.runs import SynthPlan
-
-    plan = SynthPlan()
-    if args.train_pairs is not None:
-        plan = replace(plan, train_leaves=args.train_pairs, train_photos=args.train_pairs // 2)
-    if args.test_pairs is not None:
-        plan = replace(plan, test_leaves=args.test_pairs, test_photos=args.test_pairs)
-    if args.blur_strength is not None:
-        plan = replace(plan, strength=args.blur_strength)
-    if args.val_pairs is not None:
-        plan = replace(plan, val_pairs=args.val_pairs)
-    opts = DemoOptions(out=args.out, models=tuple(args.models), minutes=args.minutes, iterations=args.iterations,
-                       plan=plan, use_photos=not args.no_photos, seed=args.seed)
-    with logging_redirect_tqdm():
-        summary = run_demo(opts, callback_factory=lambda name: TrainProgress(True, desc=name),
-                           progress=synth_progress())
-    print(f"\n{summary['test_images']} held-out images, {summary['iterations']} training iterations per model "
-          f"({summary['machine']}):")
-    print(format_table(summary))
-    print(f"\nsummary: {args.out / 'summary.json'}   report: {args.out / 'report.md'}")
+    run_job(demo_options(out=args.out, models=tuple(args.models), minutes=args.minutes, iterations=args.iterations,
+                         plan=synth_plan(args), use_photos=not args.no_photos, seed=args.seed))
     return 0

@@ -349,7 +349,12 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
 
 
 def quantize(array: np.ndarray, bit_depth: int = 8, in_place: bool = False) -> np.ndarray:
-    """float in [0, 1] -> uint8/uint16 (clipped, rounded); integer input of the right dtype passes through.
+    """float in [0, 1] -> uint8/uint16; integer input of the right dtype passes through.
+
+    The one rounding convention of nafft, for saved images and for metrics (`nafft.metrics.to_uint8` calls this):
+    clip to [0, 1], multiply by 255 (65535) in the input's float precision (at least float32) and round half to
+    even, as numpy and BasicSR's `tensor2img` (the papers' metrics) do. So a saved 8-bit image holds the very bytes
+    that were scored.
 
     `in_place=True` does the float arithmetic in `array` itself (overwriting it), so that quantising a large image
     needs no float temporary besides the integer result.
@@ -360,13 +365,12 @@ def quantize(array: np.ndarray, bit_depth: int = 8, in_place: bool = False) -> n
         return array
     if not np.issubdtype(array.dtype, np.floating):
         raise ValueError(f"expected float pixels or {np.dtype(dtype).name}, got {array.dtype}")
-    scale = 65535.0 if bit_depth == 16 else 255.0
-    if not in_place:
-        return np.floor(np.clip(array, 0.0, 1.0) * scale + 0.5).astype(dtype)
+    if not in_place or array.dtype.itemsize < 4:
+        array = array.astype(np.promote_types(array.dtype, np.float32))
+    scale = array.dtype.type(65535.0 if bit_depth == 16 else 255.0)
     np.clip(array, 0.0, 1.0, out=array)
     array *= scale
-    array += 0.5
-    np.floor(array, out=array)
+    np.rint(array, out=array)
     return array.astype(dtype)
 
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from nafft.data.io import atomic_write_bytes, image_to_tensor, read_image, write_image
 from nafft.errors import UserError
+from nafft.inference.predict import Predictor
 from nafft.metrics import METRICS, mean_finite, to_uint8
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ def _safe_name(name: str) -> str:
 
 
 def evaluate(
-    predictor: Callable,
+    predictor: Predictor,
     pairs: Sequence,
     out_dir: str | Path,
     *,
@@ -138,7 +139,8 @@ def evaluate(
     """Run `predictor` on every pair, measure, and write the CSV, summary, report and panels to `out_dir`.
 
     Args:
-        predictor: maps a (3, H, W) float tensor in [0, 1] to the restored tensor (e.g. a `Predictor`).
+        predictor: maps a (3, H, W) float tensor in [0, 1] to the restored tensor; its `last_tiles` (the tiles of
+            the last image, 0: whole) goes into the CSV.
         pairs: `nafft.data.pairs.Pair`s (name, blur, sharp).
         out_dir: the output folder (created).
         save_images: also write every prediction to `images/NAME.png`.
@@ -170,7 +172,7 @@ def evaluate(
         pred = predictor(image_to_tensor(blur.rgb))
         seconds = time.perf_counter() - tick
         pred_u8, blur_u8, sharp_u8 = to_uint8(pred), to_uint8(blur.rgb), to_uint8(sharp.rgb)
-        tiles = int(getattr(predictor, "last_tiles", 0))
+        tiles = predictor.last_tiles
         metrics = pair_metrics(pred_u8, blur_u8, sharp_u8)
         record = ImageRecord(pair.name, metrics, blur.height, blur.width, seconds, tiles)
         records.append(record)

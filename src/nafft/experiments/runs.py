@@ -1,11 +1,12 @@
-"""Pieces shared by the demo and the ablation runner: synthetic data sets, locating the recipe files, training a
-run and evaluating its checkpoint on a held-out set, and reading a run's validation curve back."""
+"""The pieces of the ablation runner (and so of the demo): synthetic data sets, a recipe turned into a run of a job,
+training a run and evaluating its checkpoint on a held-out set, its validation curve, comparison panels."""
 
 from __future__ import annotations
 
 import json
 import logging
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,11 +87,15 @@ TEST_PHOTOS = ("chelsea.png", "coffee.png", "rocket.jpg")
 
 def split_photos(root: Path) -> tuple[Path, Path] | None:
     """Copy scikit-image's photographs into root/photos_train and root/photos_test (`TEST_PHOTOS`, or every fourth
-    one when those are missing), or None when scikit-image is not installed."""
+    one when those are missing), or None, with a warning naming what is skipped, when scikit-image is not
+    installed."""
     from nafft.data.synth import skimage_photo_paths
 
     photos = sorted(skimage_photo_paths())
     if len(photos) < 4:
+        log.warning("scikit-image is not installed (pip install 'nafft[skimage]'): its photographs are skipped (%s "
+                    "held out for testing, the others for training); dead-leaves images only",
+                    ", ".join(TEST_PHOTOS))
         return None
     held_out = {p.name for p in photos} & set(TEST_PHOTOS)
     if len(held_out) < len(TEST_PHOTOS):
@@ -187,32 +192,40 @@ def validation_records(run_dir: str | Path) -> list[dict[str, Any]]:
     return [records[i] for i in sorted(records)]
 
 
-def validation_curve(run_dir: str | Path) -> list[tuple[int, float]]:
-    """(iteration, validation PSNR) pairs of a run."""
-    return [(int(r["iter"]), float(r["psnr"])) for r in validation_records(run_dir)]
-
-
 @dataclass
 class RunResult:
     """One trained and evaluated run."""
 
     name: str
+    seed: int
     run_dir: Path
     checkpoint: Path
     iterations: int
     params: int
     macs: int
     summary: dict[str, Any]  # nafft eval's summary.json
-    curve: list[tuple[int, float]]
+    val_records: list[dict[str, Any]]
     train_seconds: float | None
 
     @property
-    def psnr(self) -> float:
-        return self.summary["psnr"]
+    def curve(self) -> list[tuple[int, float]]:
+        """(iteration, validation PSNR) pairs."""
+        return [(int(r["iter"]), float(r["psnr"])) for r in self.val_records]
 
-    @property
-    def ssim(self) -> float:
-        return self.summary["ssim"]
+    def record(self) -> dict[str, Any]:
+        """The run in a job's summary (paths relative to the working directory when inside it)."""
+        s = self.summary
+        return {"seed": self.seed, "run_dir": _rel(self.run_dir), "checkpoint": _rel(self.checkpoint),
+                "iterations": self.iterations, "psnr": s["psnr"], "ssim": s["ssim"], "ssim3d": s["ssim3d"],
+                "improved_images": s["improved_images"], "ms_per_image": s["seconds_per_image"] * 1000,
+                "train_seconds": self.train_seconds}
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def pairs_of(folders: Sequence[Path]):
@@ -227,56 +240,73 @@ def pairs_of(folders: Sequence[Path]):
 
 def evaluate_run(checkpoint: Path, test: Sequence[Path], out_dir: Path, panels: int = 4,
                  save_images: bool = True) -> dict[str, Any]:
-    """`nafft eval` of one checkpoint (TLC as the checkpoint's training crops imply, channels_last on CPU) on the
-    held-out folders; returns its summary."""
+    """`nafft eval` of one checkpoint (TLC as the checkpoint's training crops imply, channels_last on the CPU) on
+    the held-out folders; returns its summary."""
     from nafft.engine.evaluate import evaluate
     from nafft.inference.loading import load_for_inference
-    from nafft.inference.predict import Predictor
+    from nafft.inference.predict import Predictor, resolve_device
 
     loaded = load_for_inference(checkpoint, tlc=True)
-    predictor = Predictor(loaded.model, device="auto", tile=0)
-    predictor_settings = {
-        "checkpoint": str(checkpoint),
-        "data": [str(t) for t in test],
-        "tlc": loaded.tlc,
-        "tlc_train_size": loaded.train_size,
-        "device": str(predictor.device),
-    }
-    result = evaluate(predictor, pairs_of(test), out_dir, save_images=save_images, panels=panels,
-                      settings=predictor_settings)
-    return result.summary
+    device = resolve_device("auto")
+    predictor = Predictor(loaded.model, device=device, tile=0, channels_last=device.type == "cpu")
+    settings = {"checkpoint": str(checkpoint), "data": [str(t) for t in test], "tlc": loaded.tlc,
+                "tlc_train_size": loaded.train_size, "device": str(device)}
+    return evaluate(predictor, pairs_of(test), out_dir, save_images=save_images, panels=panels,
+                    settings=settings).summary
+
+
+class _TrainTime:
+    """Forwards the trainer's hooks to `inner` and keeps run_dir/train_seconds.json: the training time up to the
+    newest checkpoint, summed over the segments of an interrupted and resumed run (the work after the last
+    checkpoint of a killed segment is done again, so it does not count)."""
+
+    def __init__(self, inner, path: Path):
+        self.inner, self.path = inner, path
+        self.before = read_train_seconds(path) or 0.0
+        self.start = time.perf_counter()
+
+    def on_checkpoint(self, iteration: int, state: Path) -> None:
+        seconds = self.before + time.perf_counter() - self.start
+        atomic_write_bytes(self.path, json.dumps({"seconds": seconds, "iteration": iteration}).encode())
+        getattr(self.inner, "on_checkpoint", lambda *a: None)(iteration, state)
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+def read_train_seconds(path: Path) -> float | None:
+    try:
+        return float(json.loads(path.read_text())["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def train_and_evaluate(name: str, config, run_dir: Path, test: Sequence[Path], panels: int = 4,
                        callback=None) -> RunResult:
     """Train `config` in `run_dir` (continuing an interrupted run, a finished one is left as it is), then evaluate
     `last.safetensors` on `test` into run_dir/eval (skipped when that evaluation already exists)."""
-    import time
-
+    from nafft.engine.callbacks import LoggingCallback
+    from nafft.engine.checkpoint import latest_state
     from nafft.engine.trainer import train
     from nafft.models import build_model, reparameterize
     from nafft.profiling import count_macs, count_parameters
 
     run_dir = Path(run_dir)
     checkpoint = run_dir / "checkpoints" / "last.safetensors"
-    eval_dir = run_dir / "eval"
-    timing_file = run_dir / "train_seconds.json"
-    summary = _finished_summary(eval_dir, checkpoint, config.train.iterations)
+    timing = run_dir / "train_seconds.json"
+    summary = _finished_summary(run_dir / "eval", checkpoint, config.train.iterations)
     if summary is None:
-        start = time.perf_counter()
-        train(config, run_dir, resume=True, callback=callback)
-        seconds = time.perf_counter() - start
-        if not timing_file.is_file():  # the first, uninterrupted training time only
-            atomic_write_bytes(timing_file, json.dumps({"seconds": seconds}).encode())
-        summary = evaluate_run(checkpoint, test, eval_dir, panels=panels)
+        done = latest_state(run_dir / "checkpoints")
+        if done is None or done[0] < config.train.iterations:
+            train(config, run_dir, resume=True, callback=_TrainTime(callback or LoggingCallback(), timing))
+        summary = evaluate_run(checkpoint, test, run_dir / "eval", panels=panels)
         summary["iteration"] = config.train.iterations
-        atomic_write_bytes(eval_dir / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
+        atomic_write_bytes(run_dir / "eval" / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
     model = build_model(config.model)
-    params = count_parameters(model)
+    params = count_parameters(model)  # while training: DO-Conv unfolded
     macs = count_macs(reparameterize(model).eval(), (256, 256))
-    seconds = json.loads(timing_file.read_text())["seconds"] if timing_file.is_file() else None
-    return RunResult(name, run_dir, checkpoint, config.train.iterations, params, macs, summary,
-                     validation_curve(run_dir), seconds)
+    return RunResult(name, config.train.seed, run_dir, checkpoint, config.train.iterations, params, macs, summary,
+                     validation_records(run_dir), read_train_seconds(timing))
 
 
 def _finished_summary(eval_dir: Path, checkpoint: Path, iterations: int) -> dict[str, Any] | None:
@@ -288,3 +318,25 @@ def _finished_summary(eval_dir: Path, checkpoint: Path, iterations: int) -> dict
     except json.JSONDecodeError:
         return None
     return summary if summary.get("iteration") == iterations else None
+
+
+def comparison_panels(runs: Sequence[RunResult], test: Sequence[Path], folder: Path, count: int = 4) -> list[Path]:
+    """blur | each run's prediction | sharp for `count` test images spread over the set (from the runs' saved
+    evaluation images), one PNG each in `folder`."""
+    from nafft.data.io import read_image, write_image
+    from nafft.engine.evaluate import labelled_grid
+    from nafft.metrics import to_uint8
+
+    images = runs[0].run_dir / "eval" / "images"
+    names = sorted(p.relative_to(images).as_posix() for p in images.rglob("*.png")) if images.is_dir() else []
+    written = []
+    for image_name in names[:: max(1, len(names) // count)][:count] if count > 0 else []:
+        source, _, file_name = image_name.partition("/")
+        root = next(t for t in test if t.name == source)
+        paths = [root / "blur" / file_name] + [r.run_dir / "eval" / "images" / image_name for r in runs]
+        paths.append(root / "sharp" / file_name)
+        cells = [to_uint8(read_image(p).rgb) for p in paths]
+        target = folder / (image_name.rsplit(".", 1)[0].replace("/", "__") + ".png")
+        write_image(target, labelled_grid(cells, ["blur"] + [r.name for r in runs] + ["sharp"]))
+        written.append(target)
+    return written

@@ -18,6 +18,7 @@ Without TLC the difference is larger: global pooling over a tile is not global p
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from collections.abc import Callable
@@ -210,7 +211,8 @@ class Predictor:
     """Run a restoration model on (3, H, W) or (B, 3, H, W) float images in [0, 1] of any size.
 
     Args:
-        model: the network (put in eval mode and moved to `device` here).
+        model: the network, left as it is (when it is in training mode, on another device, or float16 or
+            channels_last are asked for, the predictor works on a copy).
         device: "auto", "cpu", "cuda", "cuda:1" or a torch.device.
         tile: tile side in pixels (at least 4x the model's padding multiple: 64 px for NAFNet); None chooses
             automatically (memory budget, and speed on the CPU), 0 never tiles.
@@ -259,7 +261,11 @@ class Predictor:
             )
         if memory_budget is not None and not memory_budget > 0:
             raise UserError(f"--memory-budget must be a positive size, got {memory_budget} bytes")
-        self.model = model.eval().to(self.device)
+        # The caller's model is left as it is: a change of mode, device, precision or memory format is made on a copy.
+        param = next(model.parameters(), None)
+        changes = (half or channels_last or any(m.training for m in model.modules())
+                   or (param is not None and param.device != self.device))
+        self.model = (copy.deepcopy(model) if changes else model).eval().to(self.device)
         self.dtype = torch.float16 if half else torch.float32
         if half:
             self.model.half()
