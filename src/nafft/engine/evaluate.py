@@ -31,8 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from nafft.data.io import atomic_write_bytes, image_to_tensor, read_image, write_image
+from nafft.data.io import image_to_tensor, read_image, write_image
 from nafft.errors import UserError
+from nafft.fileio import atomic_write_text
 from nafft.inference.predict import Predictor
 from nafft.metrics import METRICS, mean_finite, to_uint8
 
@@ -197,11 +198,11 @@ def evaluate(
     summary["conventions"] = CONVENTIONS
     summary["problems"] = problems
     _write_csv(out_dir / "per_image.csv", records)
-    atomic_write_bytes(out_dir / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     report = render_report(
         records, summary, [(n, c.relative_to(out_dir), f.relative_to(out_dir)) for n, c, f in panel_files]
     )
-    atomic_write_bytes(out_dir / "report.md", report.encode())
+    atomic_write_text(out_dir / "report.md", report)
     return EvalResult(records, summary, problems)
 
 
@@ -216,7 +217,7 @@ def _write_csv(path: Path, records: Sequence[ImageRecord]) -> None:
     for r in records:
         row = r.row()
         writer.writerow({k: _format(v) if k in METRIC_KEYS else v for k, v in row.items()})
-    atomic_write_bytes(path, buffer.getvalue().encode())
+    atomic_write_text(path, buffer.getvalue())
 
 
 def _fmt(value: float | None, digits: int) -> str:

@@ -16,7 +16,7 @@ import torch
 
 from nafft.engine.config import find_config  # noqa: F401 (the recipes' lookup, imported from here by scripts)
 from nafft.errors import UserError
-from nafft.fileio import atomic_write_bytes
+from nafft.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +267,7 @@ class _TrainTime:
 
     def on_checkpoint(self, iteration: int, state: Path) -> None:
         seconds = self.before + time.perf_counter() - self.start
-        atomic_write_bytes(self.path, json.dumps({"seconds": seconds, "iteration": iteration}).encode())
+        atomic_write_text(self.path, json.dumps({"seconds": seconds, "iteration": iteration}))
         getattr(self.inner, "on_checkpoint", lambda *a: None)(iteration, state)
 
     def __getattr__(self, name: str):
@@ -301,7 +301,7 @@ def train_and_evaluate(name: str, config, run_dir: Path, test: Sequence[Path], p
             train(config, run_dir, resume=True, callback=_TrainTime(callback or LoggingCallback(), timing))
         summary = evaluate_run(checkpoint, test, run_dir / "eval", panels=panels)
         summary["iteration"] = config.train.iterations
-        atomic_write_bytes(run_dir / "eval" / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
+        atomic_write_text(run_dir / "eval" / "summary.json", json.dumps(summary, indent=2) + "\n")
     model = build_model(config.model)
     params = count_parameters(model)  # while training: DO-Conv unfolded
     macs = count_macs(reparameterize(model).eval(), (256, 256))
