@@ -85,7 +85,9 @@ def test_every_writer_gives_readable_files(tmp_path, umask):
 
     write_image(tmp_path / "pairs" / "blur" / "a.png", rgb)
     write_image(tmp_path / "pairs" / "sharp" / "a.png", rgb)
-    evaluate(lambda x: x, [Pair("a.png", tmp_path / "pairs/blur/a.png", tmp_path / "pairs/sharp/a.png")],
+    from nafft.inference import Predictor
+
+    evaluate(Predictor(torch.nn.Identity(), device="cpu", tile=0), [Pair("a.png", tmp_path / "pairs/blur/a.png", tmp_path / "pairs/sharp/a.png")],
              tmp_path / "eval", panels=1, save_images=True)
     files += [p for p in (tmp_path / "eval").rglob("*") if p.is_file()]
     assert len(files) > 8
