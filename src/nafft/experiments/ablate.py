@@ -318,7 +318,8 @@ def table_rows(summary: dict[str, Any]) -> list[dict[str, str]]:
 
 REPORT_COLUMNS = ("model", "what it is", "params", "GMACs @256", "PSNR (dB)", "SSIM", "gain (dB)", "improved",
                   "ms / image", "training time", "delta PSNR", "delta SSIM")
-CONSOLE_COLUMNS = ("model", "PSNR (dB)", "SSIM", "gain (dB)", "improved", "params", "ms / image")
+CONSOLE_COLUMNS = {"model": "model", "PSNR (dB)": "PSNR dB", "SSIM": "SSIM", "gain (dB)": "gain dB",
+                   "improved": "improved", "params": "params", "ms / image": "ms/img"}  # cell -> short header
 
 
 def render_markdown(summary: dict[str, Any], title: str, plot: Path, panels: list[Path], out: Path) -> str:
@@ -361,7 +362,8 @@ def render_markdown(summary: dict[str, Any], title: str, plot: Path, panels: lis
 
 def format_table(summary: dict[str, Any]) -> str:
     """The console table: the report's table without its wide columns."""
+    header = list(CONSOLE_COLUMNS.values())
     rows = [[cells.get(c, "") for c in CONSOLE_COLUMNS] for cells in table_rows(summary)]
-    widths = [max(len(r[i]) for r in (CONSOLE_COLUMNS, *rows)) for i in range(len(CONSOLE_COLUMNS))]
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
     fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
-    return "\n".join([fmt.format(*CONSOLE_COLUMNS), *(fmt.format(*r) for r in rows)])
+    return "\n".join(fmt.format(*r).rstrip() for r in (header, *rows))
