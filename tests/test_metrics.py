@@ -5,7 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nafft.metrics import gaussian_taps, mean_finite, psnr, ssim, ssim3d, to_uint8
+import nafft.metrics
+from nafft.metrics import gaussian_taps, mean_finite, psnr, ssim, ssim3d, ssim_and_ssim3d, to_uint8
+from tests.metrics_reference import ssim3d_numpy, ssim_numpy
 
 C1 = (0.01 * 255) ** 2
 C2 = (0.03 * 255) ** 2
@@ -126,6 +128,7 @@ def test_ssim3d_matches_conv3d_reference():
     a = rand_u8((21, 26, 3), 4)
     b = np.clip(a.astype(int) + rng.integers(-30, 31, a.shape), 0, 255).astype(np.uint8)
     assert ssim3d(a, b) == pytest.approx(reference_ssim3d_torch(a, b), abs=1e-12)
+    assert ssim3d_numpy(a, b) == pytest.approx(reference_ssim3d_torch(a, b), abs=1e-12)
 
 
 def test_ssim2d_matches_skimage():
@@ -158,3 +161,53 @@ def test_ssim_rejects_tiny_images():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="differ in shape"):
         psnr(rand_u8((12, 12, 3)), rand_u8((12, 13, 3)))
+
+
+def _pair_like_a_restoration(shape, seed):
+    rng = np.random.default_rng(seed)
+    base = np.cumsum(np.cumsum(rng.normal(size=shape), 0), 1)
+    base = ((base - base.min()) / np.ptp(base) * 255).astype(np.uint8)
+    noisy = np.clip(base.astype(int) + rng.integers(-25, 26, base.shape), 0, 255).astype(np.uint8)
+    return noisy, base
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [(11, 11, 3), (12, 13, 3), (37, 29, 3), (64, 50), (23, 31, 1), (48, 53, 4), (90, 17, 3)],
+    ids=lambda s: "x".join(map(str, s)),
+)
+def test_torch_ssims_equal_the_numpy_reference(shape):
+    # colour, gray (2-D arrays and one channel), four channels, sizes at and above the window
+    a, b = _pair_like_a_restoration(shape, sum(shape))
+    want_2d, want_3d = ssim_numpy(a, b), ssim3d_numpy(a, b)
+    assert ssim(a, b) == pytest.approx(want_2d, abs=1e-10)
+    assert ssim3d(a, b) == pytest.approx(want_3d, abs=1e-10)
+    both = ssim_and_ssim3d(a, b)
+    assert both[0] == pytest.approx(want_2d, abs=1e-10) and both[1] == pytest.approx(want_3d, abs=1e-10)
+    assert want_3d != pytest.approx(want_2d, abs=1e-4)  # two different conventions, both checked
+
+
+@pytest.mark.parametrize("strip", [200, 1000, 3000])
+def test_ssims_do_not_depend_on_the_strips(monkeypatch, strip):
+    # many strips of a few rows each: the 2-D map's first and last valid rows fall inside strips, and strips end
+    # in the replicate-padded border
+    a, b = _pair_like_a_restoration((61, 20, 3), 7)
+    want = ssim_numpy(a, b), ssim3d_numpy(a, b)
+    monkeypatch.setattr(nafft.metrics, "_STRIP_ELEMENTS", strip)
+    got = ssim_and_ssim3d(a, b)
+    assert got[0] == pytest.approx(want[0], abs=1e-10) and got[1] == pytest.approx(want[1], abs=1e-10)
+    assert ssim(a, b) == pytest.approx(want[0], abs=1e-10) and ssim3d(a, b) == pytest.approx(want[1], abs=1e-10)
+
+
+def test_ssims_of_float_tensors_and_small_images():
+    a, b = _pair_like_a_restoration((30, 40, 3), 3)
+    ta = torch.from_numpy(a).permute(2, 0, 1).double() / 255
+    tb = torch.from_numpy(b).permute(2, 0, 1).unsqueeze(0).float() / 255
+    assert ssim(ta, tb) == pytest.approx(ssim_numpy(a, b), abs=1e-10)
+    assert ssim3d(ta, tb) == pytest.approx(ssim3d_numpy(a, b), abs=1e-10)
+    small = a[:6, :9]  # SSIM-3D pads any size; the 2-D window does not fit
+    assert ssim3d(small, b[:6, :9]) == pytest.approx(ssim3d_numpy(small, b[:6, :9]), abs=1e-10)
+    with pytest.raises(ValueError, match="at least 11x11"):
+        ssim(small, b[:6, :9])
+    with pytest.raises(ValueError, match="differ in shape"):
+        ssim3d(a, b[:, :-1])

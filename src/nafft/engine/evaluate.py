@@ -35,7 +35,7 @@ from nafft.data.io import image_to_tensor, read_image, write_image
 from nafft.errors import UserError
 from nafft.fileio import atomic_write_text
 from nafft.inference.predict import Predictor
-from nafft.metrics import METRICS, mean_finite, to_uint8
+from nafft.metrics import METRICS, mean_finite, ssim_and_ssim3d, to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,10 @@ def score(pred: Any, sharp: Any, keys: Sequence[str] = tuple(METRICS)) -> dict[s
     """The `keys` metrics of one prediction against its target, on 8-bit RGB (`nafft.metrics`): the one scoring
     function of `nafft eval` and of validation during training."""
     pred_u8, sharp_u8 = to_uint8(pred), to_uint8(sharp)
-    return {key: METRICS[key](pred_u8, sharp_u8) for key in keys}
+    shared = {}
+    if "ssim" in keys and "ssim3d" in keys:  # one filtering for both SSIMs
+        shared["ssim"], shared["ssim3d"] = ssim_and_ssim3d(pred_u8, sharp_u8)
+    return {key: shared[key] if key in shared else METRICS[key](pred_u8, sharp_u8) for key in keys}
 
 
 def mean_scores(scores: Sequence[Mapping[str, float]], keys: Sequence[str]) -> dict[str, float | int]:
