@@ -349,15 +349,9 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
 
 
 def quantize(array: np.ndarray, bit_depth: int = 8, in_place: bool = False) -> np.ndarray:
-    """float in [0, 1] -> uint8/uint16; integer input of the right dtype passes through.
-
-    The one rounding convention of nafft, for saved images and for metrics (`nafft.metrics.to_uint8` calls this):
-    clip to [0, 1], multiply by 255 (65535) in the input's float precision (at least float32) and round half to
-    even, as numpy and BasicSR's `tensor2img` (the papers' metrics) do. So a saved 8-bit image holds the very bytes
-    that were scored.
-
-    `in_place=True` does the float arithmetic in `array` itself (overwriting it), so that quantising a large image
-    needs no float temporary besides the integer result.
+    """float in [0, 1] -> uint8/uint16 (integers of that dtype pass through): nafft's one rounding, of saved images
+    and of metrics (`nafft.metrics.to_uint8`): clip, x 255 (65535) in float32 or finer, round half to even, as
+    BasicSR's `tensor2img` before the papers' metrics. `in_place=True` computes in `array` itself (overwriting it).
     """
     dtype = np.uint16 if bit_depth == 16 else np.uint8
     array = np.asarray(array)
