@@ -1,6 +1,7 @@
 import csv
 import json
 import os
+from dataclasses import asdict
 
 import pytest
 
@@ -52,6 +53,22 @@ def test_demo_end_to_end_in_a_temp_folder(tmp_path, tiny_configs, monkeypatch, c
     assert os.path.getmtime(out / "base" / "checkpoints" / "last.safetensors") == mtime
     assert main([*args[:-2], "--val-pairs", "2"]) == 2
     assert "holds runs made on other data" in capsys.readouterr().err
+
+
+def test_a_demo_folder_of_the_previous_layout_keeps_its_data_and_iterations(tmp_path):
+    from nafft.experiments.ablate import _budget, _read_plan
+    from nafft.experiments.demo import demo_options
+    from nafft.experiments.runs import SynthPlan
+
+    opts = demo_options(out=tmp_path, minutes=2.0, plan=SynthPlan(val_pairs=2))
+    old = {"requested": {"models": list(opts.configs), "minutes": 2.0, "iterations": None,
+                         "data": asdict(SynthPlan(val_pairs=2)), "use_photos": True, "seed": 42},
+           "iterations": 660, "calibrated_step_seconds": {"nafnet-small": 0.1}}
+    (tmp_path / "plan.json").write_text(json.dumps(old))
+    plan, _ = _read_plan(opts, tmp_path)
+    assert _budget(opts, {}, plan) == (660, {"nafnet-small": 0.1})  # not calibrated again
+    with pytest.raises(UserError, match=r"other data \(.*val_pairs\)"):
+        _read_plan(demo_options(out=tmp_path, minutes=2.0), tmp_path)
 
 
 def test_options_are_checked_before_any_data_is_made(tmp_path, monkeypatch, capsys):

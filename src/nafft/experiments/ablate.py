@@ -190,8 +190,13 @@ def _read_plan(opts: AblationOptions, out: Path) -> tuple[dict[str, Any] | None,
     if not path.is_file():
         return None, requested
     plan = json.loads(path.read_text())
-    if plan.get("requested", {}).get("data") != data:
-        changed = ", ".join(diff_keys(plan.get("requested", {}).get("data"), data))
+    stored = plan.setdefault("requested", {})
+    if "models" in stored:  # a demo folder of before the demo was a job of this runner
+        stored["data"] = {**stored.get("data", {}), "use_photos": stored.get("use_photos")}
+        stored["budget"] = ({"iterations": stored["iterations"]} if stored.get("iterations") else
+                            {"minutes": stored.get("minutes"), "configs": stored["models"]})
+    if stored.get("data") != data:
+        changed = ", ".join(diff_keys(stored.get("data"), data))
         raise UserError(f"{out} holds runs made on other data ({path}: {changed}); pass another --out")
     return plan, requested
 
