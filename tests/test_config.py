@@ -84,7 +84,7 @@ def test_unknown_keys_name_the_dotted_key_and_the_closest(overrides, message):
     ("overrides", "message"),
     [
         (["train.iterations=abc"], r"train\.iterations: expected an integer, got 'abc'"),
-        (["train.channels_last=maybe"], r"train\.channels_last: expected true or false"),
+        (["train.channels_last=maybe"], r"train\.channels_last: 'maybe' does not fit: expected true or false.*'auto'"),
         (["optim.betas=[0.9]"], r"optim\.betas: expected 2 values, got 1"),
         (["train.amp=fp8"], r"train\.amp: 'fp8' is not one of 'none', 'bf16', 'fp16'"),
         (["loss.fft_mode=modulos"], r"loss\.fft_mode: 'modulos' is not one of .*did you mean 'modulus'"),

@@ -1,7 +1,8 @@
 """Cost of a model: parameters, multiply-accumulates, forward latency and peak memory.
 
 MACs are counted with `torch.utils.flop_counter` (convolutions and matrix products, also functional ones such as
-ECA's per-pixel channel convolution under TLC; FFTs and element-wise operations are not counted), so they agree with
+ECA's per-pixel channel convolution under TLC and the oneDNN 1x1 convolutions of the channels_last path; FFTs and
+element-wise operations are not counted), so they agree with
 the figures papers quote (NAFNet-w32: ~16.0 GMACs at 256x256).
 """
 
@@ -15,7 +16,14 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, conv_flop_count, flop_registry, register_flop_formula
+
+if torch.ops.aten.mkldnn_convolution not in flop_registry:
+    # NAFNet's channels_last path (the CPU default) calls oneDNN's convolution directly; PyTorch counts only the
+    # generic convolution ops.
+    @register_flop_formula(torch.ops.aten.mkldnn_convolution)
+    def _mkldnn_convolution_flop(x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:
+        return conv_flop_count(x_shape, w_shape, out_shape, transposed=False)
 
 
 @dataclass(frozen=True)
@@ -94,17 +102,21 @@ def profile_model(
     batch: int = 1,
     runs: int = 10,
     warmup: int = 2,
-    channels_last: bool = False,
+    channels_last: bool | None = None,
 ) -> Profile:
-    """Parameters, MACs, median forward latency and peak memory of `model` on a (batch, C, H, W) input."""
+    """Parameters, MACs, median forward latency and peak memory of `model` on a (batch, C, H, W) input.
+
+    `channels_last`: the memory format (`nafft.models.set_memory_format`); None, the default, is the model's own
+    choice for the device (NAFNet: channels_last on the CPU).
+    """
     device = torch.device(device)
     model = model.to(device).eval()
     img_channels = getattr(getattr(model, "config", None), "img_channels", 3)
     macs = count_macs(model, size, img_channels)
     x = torch.rand(batch, img_channels, *size, device=device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
+    from nafft.models.convert import set_memory_format
+
+    set_memory_format(model, channels_last if channels_last is not None else getattr(model, "channels_last", None))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times = measure_latency(model, x, runs=runs, warmup=warmup) if runs > 0 else []

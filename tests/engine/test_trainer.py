@@ -14,7 +14,7 @@ import yaml
 
 from nafft.cli import main
 from nafft.engine.checkpoint import latest_state, load_state
-from nafft.engine.config import build_config, load_config
+from nafft.engine.config import LoopConfig, build_config, load_config
 from nafft.engine.trainer import CONFIG_KEY, Callback, Trainer, TrainingDiverged, train
 from nafft.errors import CheckpointError, ConfigError, UserError
 from nafft.models import load_model, read_metadata
@@ -395,3 +395,15 @@ def test_model_init_starts_a_new_run_from_given_weights(pair_data, tmp_path, cap
     assert main(["train", "-c", str(first / "config.yaml"), "-o", str(tmp_path / "cli"), "--init", str(weights),
                  "--set", "train.iterations=1", "--no-progress"]) == 0
     assert yaml.safe_load((tmp_path / "cli" / "config.yaml").read_text())["model"]["init"] == str(weights)
+
+
+def test_memory_format_auto_trains_like_nchw(pair_data, tmp_path):
+    # "auto" (the default) is channels_last on the CPU: another code path, the same training up to rounding
+    assert LoopConfig().channels_last == "auto"
+    auto = tiny_config(pair_data, train={"iterations": 2})
+    nchw = tiny_config(pair_data, train={"iterations": 2, "channels_last": False})
+    train(auto, tmp_path / "auto")
+    train(nchw, tmp_path / "nchw")
+    a, n = records(tmp_path / "auto", "train"), records(tmp_path / "nchw", "train")
+    assert a[-1]["loss"] == pytest.approx(n[-1]["loss"], rel=1e-4)
+    assert a[-1]["grad_norm"] == pytest.approx(n[-1]["grad_norm"], rel=1e-3)

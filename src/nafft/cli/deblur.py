@@ -51,7 +51,10 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
         help="activation memory one forward pass may use before tiling (default: 40%% of free RAM, 70%% of GPU)",
     )
     parser.add_argument(
-        "--channels-last", action="store_true", help="NHWC memory format (often faster on CPU)"
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="channels_last memory format (default: on the CPU, where it is about twice as fast; off on CUDA)",
     )
     add_threads_argument(parser)
 
@@ -89,7 +92,7 @@ def build_predictor(args: argparse.Namespace, on_tile=None):
     from nafft.inference import Predictor, load_for_inference, require_checkpoint
 
     checkpoint = require_checkpoint(args.checkpoint)
-    loaded = load_for_inference(checkpoint, tlc=args.tlc)
+    loaded = load_for_inference(checkpoint, tlc=args.tlc, channels_last=args.channels_last)
     budget = None if args.memory_budget is None else int(args.memory_budget * (1 << 30))
     predictor = Predictor(
         loaded.model,
@@ -99,7 +102,6 @@ def build_predictor(args: argparse.Namespace, on_tile=None):
         self_ensemble=args.self_ensemble,
         half=args.half,
         memory_budget=budget,
-        channels_last=args.channels_last,
         on_tile=on_tile,
     )
     return loaded, predictor

@@ -39,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=non_negative_int, default=10,
                         help="timed forward passes (median reported; 0 skips timing)")
     parser.add_argument("--warmup", type=non_negative_int, default=2)
-    parser.add_argument("--channels-last", action="store_true", help="channels_last memory format")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                        help="channels_last memory format (default: on the CPU, where it is faster; off on CUDA)")
     parser.add_argument("--tlc", action="store_true", help="TLC local pooling (train size 256)")
     add_threads_argument(parser)
     parser.add_argument("--format", choices=("text", "markdown", "json"), default="text")

@@ -213,7 +213,8 @@ class LoopConfig:
         log_every: write a metrics.jsonl line (and TensorBoard scalars) every N iterations.
         amp: autocast precision for the forward pass: "none", "bf16" or "fp16" (with a gradient scaler).
         ema: decay of an exponential moving average of the weights (0 = off), e.g. 0.999.
-        channels_last: channels-last memory format for model and inputs.
+        channels_last: channels-last memory format for model and inputs; "auto" picks the faster one for the
+            device (channels_last on the CPU, about 0.6x the step time; NCHW on CUDA until measured there).
         compile: `torch.compile` the model (opt-in; compiling takes minutes on CPU).
         accumulate: split every process's share of the batch into N micro-batches (same result, less memory).
         max_nonfinite: stop after this many non-finite losses in a row (each one skips its update).
@@ -231,7 +232,7 @@ class LoopConfig:
     log_every: int = 200
     amp: Literal["none", "bf16", "fp16"] = "none"
     ema: float = 0.0
-    channels_last: bool = False
+    channels_last: bool | Literal["auto"] = "auto"
     compile: bool = False
     accumulate: int = 1
     max_nonfinite: int = 10

@@ -98,7 +98,7 @@ class Trainer:
 
     def _build(self, resume_from: tuple[int, Path] | None) -> None:
         from nafft.data.datasets import PairedEvalDataset, PairedTrainDataset
-        from nafft.models import build_model
+        from nafft.models import build_model, preferred_channels_last, set_memory_format
 
         cfg, loop, main = self.config, self.config.train, self.dist.is_main
         if self.device.type == "cuda":
@@ -109,8 +109,9 @@ class Trainer:
         self.net = build_model(cfg.model_config()).to(self.device)
         if resume_from is None and cfg.model.get("init"):
             self._init_from(Path(cfg.model["init"]))
-        if loop.channels_last:
-            self.net = self.net.to(memory_format=torch.channels_last)
+        self.channels_last = (preferred_channels_last(self.device) if loop.channels_last == "auto"
+                              else loop.channels_last)
+        set_memory_format(self.net, self.channels_last)
         self.ema = EMA(self.net, loop.ema) if loop.ema > 0 else None
         o = cfg.optim
         self.optimizer = torch.optim.AdamW(
@@ -141,7 +142,7 @@ class Trainer:
         self.train_set = PairedTrainDataset(list(cfg.data.train), cfg.data.patch_size, loop.seed,
                                             augment=cfg.data.augment)
         self.val_set = PairedEvalDataset(cfg.data.val) if cfg.data.val else None
-        self.validator = Validator(self.val_set, self.device, self.dist, cfg.data.val_max_images, loop.channels_last,
+        self.validator = Validator(self.val_set, self.device, self.dist, cfg.data.val_max_images, self.channels_last,
                                    loop.val_panels, progress=lambda *done: self._hook("on_validation_progress", *done))
         self.per_rank_batch = cfg.data.batch_size // self.dist.world_size
         self.micro_batch = self.per_rank_batch // loop.accumulate
@@ -265,7 +266,7 @@ class Trainer:
     def _batch(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         blur = batch["blur"].to(self.device, non_blocking=True)
         sharp = batch["sharp"].to(self.device, non_blocking=True)
-        if self.config.train.channels_last:
+        if self.channels_last:
             blur = blur.contiguous(memory_format=torch.channels_last)
             sharp = sharp.contiguous(memory_format=torch.channels_last)
         return blur, sharp

@@ -156,14 +156,15 @@ def calibrate_step_seconds(config, steps: int = 3) -> float:
     import statistics
     import time
 
-    from nafft.models import build_model
+    from nafft.models import build_model, preferred_channels_last, set_memory_format
 
     torch.manual_seed(0)
     model = build_model(config.model)
     batch, size = config.data.batch_size, config.data.patch_size
     blur, sharp = torch.rand(batch, 3, size, size), torch.rand(batch, 3, size, size)
-    if config.train.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    channels_last = config.train.channels_last
+    set_memory_format(model, preferred_channels_last("cpu") if channels_last == "auto" else channels_last)
+    if model.channels_last:
         blur, sharp = (t.contiguous(memory_format=torch.channels_last) for t in (blur, sharp))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     times = []

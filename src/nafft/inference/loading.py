@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nafft.errors import UserError
-from nafft.models import NAFNet, enable_tlc, load_model, read_metadata, reparameterize
+from nafft.models import NAFNet, enable_tlc, load_model, read_metadata, reparameterize, set_memory_format
 from nafft.models.checkpoint import TRAIN_CONFIG_KEY
 
 log = logging.getLogger(__name__)
@@ -93,15 +93,17 @@ class LoadedModel:
         return f"{self.path.name}: width {cfg.width}, {sum(cfg.enc_blocks)} encoder blocks, {cfg.attention}, skip {cfg.skip}; {tlc}"
 
 
-def load_for_inference(checkpoint: str | Path, tlc: bool = True) -> LoadedModel:
+def load_for_inference(checkpoint: str | Path, tlc: bool = True, channels_last: bool | None = None) -> LoadedModel:
     """Load weights (nafft safetensors or official .pth), fold DO-Conv and switch TLC on when asked.
 
     TLC needs the training patch size: nafft checkpoints record it (`data.patch_size` of the training config);
-    official NAFNet files do not and were trained on 256 crops, which is also the fallback.
+    official NAFNet files do not and were trained on 256 crops, which is also the fallback. The memory format is
+    `set_memory_format(model, channels_last)`: by default channels_last on the CPU, weights included.
     """
     path = Path(checkpoint)
     model = load_model(path)
     reparameterize(model)
+    set_memory_format(model, channels_last)
     metadata = read_metadata(path)
     size = train_patch_size(metadata)
     source = "checkpoint"

@@ -28,6 +28,7 @@ from torch import nn
 
 from nafft.errors import UserError
 from nafft.inference.tiling import TileLayout, round_up, tile_starts
+from nafft.models.convert import set_memory_format
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +222,8 @@ class Predictor:
         self_ensemble: average over the 8 flips/transpositions (8x the time).
         half: float16 weights and activations (CUDA only; FFT blocks still run in float32).
         memory_budget: bytes one forward pass may use for activations (default: from free memory).
-        channels_last: run convolutions in NHWC memory format (faster on CPU; same results up to rounding).
+        channels_last: None (default): the model's own choice, for NAFNet channels_last on the CPU (about twice as
+            fast) and NCHW on CUDA; True or False force one (same results up to rounding).
         on_tile: called with (tiles done, tiles in the image) after every tile of a tiled prediction (progress).
 
     Raises:
@@ -238,7 +240,7 @@ class Predictor:
         self_ensemble: bool = False,
         half: bool = False,
         memory_budget: int | None = None,
-        channels_last: bool = False,
+        channels_last: bool | None = None,
         on_tile: Callable[[int, int], None] | None = None,
     ):
         self.device = resolve_device(device)
@@ -263,15 +265,17 @@ class Predictor:
             raise UserError(f"--memory-budget must be a positive size, got {memory_budget} bytes")
         # The caller's model is left as it is: a change of mode, device, precision or memory format is made on a copy.
         param = next(model.parameters(), None)
-        changes = (half or channels_last or any(m.training for m in model.modules())
+        changes = (half or channels_last is not None or any(m.training for m in model.modules())
                    or (param is not None and param.device != self.device))
         self.model = (copy.deepcopy(model) if changes else model).eval().to(self.device)
         self.dtype = torch.float16 if half else torch.float32
         if half:
             self.model.half()
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        if channels_last:
-            self.model.to(memory_format=torch.channels_last)
+        self.memory_format = {None: None, True: torch.channels_last, False: torch.contiguous_format}[channels_last]
+        if channels_last is not None or self.model is not model:
+            # weights in the format chosen for this device (a copy moved to CUDA keeps no CPU channels_last weights)
+            set_memory_format(self.model, channels_last if channels_last is not None
+                              else getattr(self.model, "channels_last", None))
         self.tile = tile
         self.overlap = overlap
         self.self_ensemble = self_ensemble
@@ -318,7 +322,9 @@ class Predictor:
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         """Model output for a CPU or device batch; returned float32 on the CPU."""
-        x = x.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
+        x = x.to(self.device, self.dtype)
+        if self.memory_format is not None:
+            x = x.contiguous(memory_format=self.memory_format)
         # no_grad rather than inference_mode: callers may modify the result in place (deblur quantises it)
         with torch.no_grad():
             if self.self_ensemble:
