@@ -1,7 +1,14 @@
 """The NAFNet / NAFFT-Net model family: one composable U-Net, presets, conversion and checkpoints."""
 
 from nafft.models.attention import ATTENTIONS, eca_kernel_size
-from nafft.models.checkpoint import infer_config, load_matching, load_model, read_metadata, read_state_dict, save_model
+from nafft.models.checkpoint import (
+    infer_config,
+    load_matching,
+    load_model,
+    read_metadata,
+    read_state_dict,
+    save_model,
+)
 from nafft.models.config import PRESETS, ModelConfig, resolve_config
 from nafft.models.conv import CONVS, DOConv2d
 from nafft.models.convert import (

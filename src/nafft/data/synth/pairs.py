@@ -31,9 +31,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nafft.data.io import atomic_write_bytes, list_images, write_image
+from nafft.data.io import list_images, write_image
 from nafft.data.synth import camera, motion, scenes
 from nafft.errors import UserError
+from nafft.fileio import atomic_write_bytes
+from nafft.metrics import psnr
 
 SOURCES = ("deadleaves", "packages", "skimage")
 BLURS = ("gopro", "kernel", "shake")
@@ -149,11 +151,6 @@ class SynthPair:
     exposure: float = 1.0
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
-
-
 def source_paths(source: str) -> list[Path]:
     """The photographs of a source ([] for dead leaves).
 
@@ -232,7 +229,7 @@ def make_pair(settings: SynthSettings, index: int, paths: list[Path] | None = No
     quality = int(noise_rng.integers(settings.jpeg_quality[0], settings.jpeg_quality[1] + 1))
     if with_jpeg:
         blur = camera.jpeg_roundtrip(blur, quality)
-    return SynthPair(blur=blur, sharp=sharp, psnr=_psnr(blur, sharp), motion_px=trajectory.length,
+    return SynthPair(blur=blur, sharp=sharp, psnr=psnr(blur, sharp), motion_px=trajectory.length,
                      frames=len(trajectory.angles) if settings.blur == "gopro" else 0, defocus_px=radius,
                      jpeg_quality=quality if with_jpeg else 0, exposure=exposure)
 
@@ -251,7 +248,7 @@ def _shake_pair(settings: SynthSettings, paths: list[Path], scene_rng: np.random
     sharp = camera.to_8bit(canvas[margin:margin + size, margin:margin + size])
     ys, xs = np.nonzero(kernel > kernel.max() * 1e-3)
     extent = float(max(np.ptp(ys), np.ptp(xs)))
-    return SynthPair(blur=blur, sharp=sharp, psnr=_psnr(blur, sharp), motion_px=extent, frames=0)
+    return SynthPair(blur=blur, sharp=sharp, psnr=psnr(blur, sharp), motion_px=extent, frames=0)
 
 
 # ------------------------------------------------------------------------------------------------ the writer
