@@ -1,25 +1,30 @@
-"""Model speed targets, measured side by side in one process (on CPU, run with jemalloc keeping its freed pages, so
-that page faults do not blur the ratios; see bench_malloc.py):
+"""Model speed targets, measured side by side in one process with the malloc settings of the `nafft` command
+(`nafft.runtime.tune_malloc`, applied here first):
 
-    LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1 \
-        .venv/bin/python benchmarks/bench_models.py
+    .venv/bin/python benchmarks/bench_models.py --threads 1 --repeat 3
 
 Sections (all NAFNet-width32 scale, batch 1):
-  forward  ours (NCHW and channels_last) against a straightforward NAFNet (tests/models/reference_nafnet.py) at 256x256
+  forward  the default Python path (`load_model` on a saved file, then `model(x)` with an NCHW tensor: channels_last
+           on the CPU) and the NCHW path (`set_memory_format(model, False)`, `--no-channels-last`) against a
+           straightforward NAFNet (tests/models/reference_nafnet.py, the official code's maths) at 256x256, that one
+           also in channels_last (target: default path <= 0.80x the straightforward NCHW time)
   fold     DO-Conv model after reparameterize() against the plain-conv model: time ratio (target <= 1.02) and max |diff|
   train    DO-Conv training step against the plain-conv one (target <= 1.15x)
-  fft      FFT skips against identity skips at 256x256 (target <= 1.10x)
-  tlc      TLC local pooling against global pooling at 512x512 (target <= 1.10x), and the same for the straightforward
-           implementation of the official algorithm
-Times are medians of interleaved runs; the ratios are what to read.
+  fft      FFT skips against identity skips at 256x256, in the default format and in NCHW (target <= 1.10x)
+  tlc      TLC local pooling against global pooling at 512x512, in the default format and in NCHW, and the same for
+           the straightforward implementation of the official algorithm (target <= 1.10x)
+Times are medians of interleaved runs (every candidate once per round, so drifting machine load hits all alike); the
+ratios are what to read. `--repeat N` runs the sections N times in a row and ends with every run's ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import platform
 import statistics
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -28,8 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.models.reference_nafnet import RefNAFNet  # noqa: E402
 
-from nafft.models import build_model, enable_tlc, reparameterize  # noqa: E402
+from nafft.models import build_model, enable_tlc, load_model, reparameterize, save_model, set_memory_format  # noqa: E402
 from nafft.profiling import time_interleaved  # noqa: E402
+from nafft.runtime import tune_malloc  # noqa: E402
 
 SECTIONS = ("forward", "fold", "train", "fft", "tlc")
 
@@ -43,7 +49,7 @@ def report(title: str, times: dict[str, list[float]], base: str) -> dict[str, fl
     ratios = {}
     for name, t in times.items():
         ratios[name] = med_ms(t) / med_ms(times[base])
-        print(f"  {name:<34} {med_ms(t):9.1f} ms   x{ratios[name]:.3f} of {base}")
+        print(f"  {name:<44} {med_ms(t):9.1f} ms   x{ratios[name]:.3f} of {base}")
     return ratios
 
 
@@ -55,8 +61,15 @@ def infer(model, x):
     return fn
 
 
-def cl(model):
-    return model.to(memory_format=torch.channels_last)
+def nchw(model):
+    return set_memory_format(model, False)
+
+
+def copy_of(model, **changes):
+    """A model of `model`'s config (with `changes`) holding its weights (strict=False: FFT skips stay random)."""
+    other = build_model(model.config.replace(**changes)).eval()
+    other.load_state_dict(model.state_dict(), strict=not changes)
+    return other
 
 
 def trained_looking(model):
@@ -70,21 +83,28 @@ def trained_looking(model):
 
 
 def section_forward(args):
-    x = torch.rand(1, 3, 256, 256)
-    ours = build_model("nafnet-w32").eval()
+    x = torch.rand(1, 3, 256, 256)  # NCHW, as a user's tensor usually is
+    ours = trained_looking(build_model("nafnet-w32").eval())
+    with tempfile.TemporaryDirectory() as tmp:
+        default = load_model(save_model(ours, Path(tmp) / "w32.safetensors"))  # the default Python path
     ref = RefNAFNet(width=32, enc=(1, 1, 1, 28)).eval()
     ref.load_state_dict(ours.state_dict())
-    ours_cl = cl(build_model("nafnet-w32").eval())
-    ours_cl.load_state_dict(ours.state_dict())
+    ref_cl = RefNAFNet(width=32, enc=(1, 1, 1, 28)).eval().to(memory_format=torch.channels_last)
+    ref_cl.load_state_dict(ours.state_dict())
+    with torch.no_grad():
+        diff = (default(x) - ref(x)).abs().max().item()
     times = time_interleaved(
         {
             "straightforward NAFNet (NCHW)": infer(ref, x),
-            "nafft nafnet-w32 (NCHW)": infer(ours, x),
-            "nafft nafnet-w32 (channels_last)": infer(ours_cl, x.contiguous(memory_format=torch.channels_last)),
+            "straightforward NAFNet (channels_last)": infer(ref_cl, x.contiguous(memory_format=torch.channels_last)),
+            "nafft default path (load_model, model(x))": infer(default, x),
+            "nafft NCHW (--no-channels-last)": infer(nchw(copy_of(ours)), x),
         },
         runs=args.runs,
     )
-    report("forward: nafnet-w32 at 256x256", times, "straightforward NAFNet (NCHW)")
+    ratios = report("forward: nafnet-w32 at 256x256", times, "straightforward NAFNet (NCHW)")
+    print(f"  max |default path - straightforward| = {diff:.1e}")
+    return {"default path / official": ratios["nafft default path (load_model, model(x))"]}
 
 
 def section_fold(args):
@@ -93,15 +113,15 @@ def section_fold(args):
     with torch.no_grad():
         before = doconv(x)
     folded = reparameterize(doconv)
-    plain = build_model("nafft-v4-w32").eval()
-    plain = build_model(plain.config.replace(conv="conv")).eval()
+    plain = build_model(folded.config).eval()
     plain.load_state_dict(folded.state_dict())
     with torch.no_grad():
         diff = (folded(x) - before).abs().max().item()
     times = time_interleaved({"plain-conv nafft-v4-w32": infer(plain, x), "folded DO-Conv nafft-v4-w32": infer(folded, x)},
                              runs=args.runs)
-    report("fold: DO-Conv after reparameterize, 256x256", times, "plain-conv nafft-v4-w32")
+    ratios = report("fold: DO-Conv after reparameterize, 256x256", times, "plain-conv nafft-v4-w32")
     print(f"  max |folded - unfolded| = {diff:.2e} (target <= 1e-5)")
+    return {"folded / plain": ratios["folded DO-Conv nafft-v4-w32"]}
 
 
 def section_train(args):
@@ -124,57 +144,69 @@ def section_train(args):
     plain = build_model(doconv.config.replace(conv="conv")).train()
     times = time_interleaved({"plain-conv train step": step_fn(plain), "DO-Conv train step": step_fn(doconv)},
                              runs=max(3, args.runs // 2))
-    report(f"train: nafft-v4-w32 step (fwd+bwd+AdamW), batch {batch} at {size}x{size}", times, "plain-conv train step")
+    ratios = report(f"train: nafft-v4-w32 step (fwd+bwd+AdamW), batch {batch} at {size}x{size}", times,
+                    "plain-conv train step")
+    return {"DO-Conv / plain train step": ratios["DO-Conv train step"]}
 
 
 def section_fft(args):
     x = torch.rand(1, 3, 256, 256)
-    xcl = x.contiguous(memory_format=torch.channels_last)
-    base = build_model("nafnet-w32").eval()
-    fft = build_model(base.config.replace(skip="fft")).eval()
-    v1 = build_model("nafft-v1-w32").eval()
-    v2 = build_model("nafft-v2-w32").eval()
-    base_cl, fft_cl = cl(build_model(base.config).eval()), cl(build_model(fft.config).eval())
+    base = trained_looking(build_model("nafnet-w32").eval())
+    fft = trained_looking(copy_of(base, skip="fft"))
+    v1 = trained_looking(build_model("nafft-v1-w32").eval())
+    v2 = trained_looking(copy_of(v1, skip="fft"))
     times = time_interleaved(
         {"nafnet-w32": infer(base, x), "nafnet-w32 + FFT skips": infer(fft, x),
          "nafft-v1-w32 (ECA)": infer(v1, x), "nafft-v2-w32 (ECA + FFT skips)": infer(v2, x),
-         "nafnet-w32 channels_last": infer(base_cl, xcl), "nafnet-w32 + FFT skips channels_last": infer(fft_cl, xcl)},
+         "nafnet-w32 NCHW": infer(nchw(copy_of(base)), x), "nafnet-w32 + FFT skips NCHW": infer(nchw(copy_of(fft)), x)},
         runs=args.runs,
     )
-    report("fft: FFT residual blocks on the skips, 256x256", times, "nafnet-w32")
-    for a, b in (("nafft-v2-w32 (ECA + FFT skips)", "nafft-v1-w32 (ECA)"),
-                 ("nafnet-w32 + FFT skips channels_last", "nafnet-w32 channels_last")):
-        print(f"  {a} / {b} = x{med_ms(times[a]) / med_ms(times[b]):.3f}")
+    report("fft: FFT residual blocks on the skips, 256x256 (default format unless NCHW)", times, "nafnet-w32")
+    out = {}
+    for a, b, key in (("nafnet-w32 + FFT skips", "nafnet-w32", "FFT skips, default format"),
+                      ("nafft-v2-w32 (ECA + FFT skips)", "nafft-v1-w32 (ECA)", "v2 / v1, default format"),
+                      ("nafnet-w32 + FFT skips NCHW", "nafnet-w32 NCHW", "FFT skips, NCHW")):
+        out[key] = med_ms(times[a]) / med_ms(times[b])
+        print(f"  {a} / {b} = x{out[key]:.3f}")
+    return out
 
 
 def section_tlc(args):
     size = args.tlc_size
     x = torch.rand(1, 3, size, size)
     glob = trained_looking(build_model("nafnet-w32").eval())
-    local = enable_tlc(build_model("nafnet-w32").eval(), 256)
+    local = enable_tlc(copy_of(glob), 256)
     ref_glob = RefNAFNet(width=32, enc=(1, 1, 1, 28)).eval()
     ref_local = RefNAFNet(width=32, enc=(1, 1, 1, 28)).eval()
-    for m in (local, ref_glob, ref_local):
+    for m in (ref_glob, ref_local):
         m.load_state_dict(glob.state_dict())
     ref_local.to_local(256)
     with torch.no_grad():
         diff = (local(x) - ref_local(x)).abs().max().item()
     times = time_interleaved(
         {"nafft global pooling": infer(glob, x), "nafft TLC": infer(local, x),
-         "straightforward global pooling": infer(ref_glob, x), "straightforward TLC (official algorithm)": infer(ref_local, x)},
+         "nafft global pooling NCHW": infer(nchw(copy_of(glob)), x),
+         "nafft TLC NCHW": infer(nchw(enable_tlc(copy_of(glob), 256)), x),
+         "straightforward global pooling": infer(ref_glob, x),
+         "straightforward TLC (official algorithm)": infer(ref_local, x)},
         runs=args.runs,
     )
     print(f"\n## tlc: nafnet-w32 at {size}x{size}, train size 256 (max |nafft - official algorithm| = {diff:.1e})")
-    for impl in ("nafft", "straightforward"):
-        g = med_ms(times[f"{impl} global pooling"])
-        t = med_ms(times["nafft TLC" if impl == "nafft" else "straightforward TLC (official algorithm)"])
-        print(f"  {impl:<16} global {g:8.1f} ms   TLC {t:8.1f} ms   TLC overhead x{t / g:.3f}")
+    out = {}
+    for label, g, t in (("nafft (default format)", "nafft global pooling", "nafft TLC"),
+                        ("nafft NCHW", "nafft global pooling NCHW", "nafft TLC NCHW"),
+                        ("straightforward", "straightforward global pooling", "straightforward TLC (official algorithm)")):
+        out[f"TLC, {label}"] = med_ms(times[t]) / med_ms(times[g])
+        print(f"  {label:<24} global {med_ms(times[g]):8.1f} ms   TLC {med_ms(times[t]):8.1f} ms   "
+              f"TLC overhead x{out[f'TLC, {label}']:.3f}")
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sections", nargs="*", metavar="SECTION", help=f"some of {', '.join(SECTIONS)} (default: all)")
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=1, help="run the sections this many times in a row")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--train-size", type=int, default=128)
     parser.add_argument("--train-batch", type=int, default=2)
@@ -183,14 +215,26 @@ def main() -> None:
     unknown = [s for s in args.sections if s not in SECTIONS]
     if unknown:
         parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    malloc = tune_malloc()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    jemalloc = "jemalloc" in os.environ.get("LD_PRELOAD", "")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
-          f"allocator: {'jemalloc' if jemalloc else 'default (glibc) - preload jemalloc for stable CPU timings'}")
-    for name in args.sections or SECTIONS:
-        globals()[f"section_{name}"](args)
+    preload = os.environ.get("LD_PRELOAD", "")
+    allocator = "preloaded " + Path(preload).name if preload else ("glibc + nafft's mallopt" if malloc else "glibc")
+    print(f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"allocator: {allocator}")
+    summary = []
+    for run in range(args.repeat):
+        if args.repeat > 1:
+            print(f"\n# run {run + 1} of {args.repeat}")
+        ratios = {}
+        for name in args.sections or SECTIONS:
+            ratios.update(globals()[f"section_{name}"](args))
+        summary.append(ratios)
+    if args.repeat > 1:
+        print("\n# ratios, run by run")
+        for key in summary[0]:
+            print(f"  {key:<32} " + "  ".join(f"x{r[key]:.3f}" for r in summary))
 
 
 if __name__ == "__main__":

@@ -52,8 +52,9 @@ class FFTResBlock(nn.Module):
     def _interleaved_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The 1x1 weights, stored for [Re(C), Im(C)] concatenated channels, reordered for re/im interleaved ones."""
         n = self.conv1.weight.shape[0]
-        order = torch.arange(n, device=self.conv1.weight.device).view(2, n // 2).t().reshape(-1)
-        return tuple(conv.weight[order][:, order] for conv in (self.conv1, self.conv2))
+        # [r * C + c] -> [2 c + r] on both axes, as one strided copy
+        return tuple(conv.weight.view(2, n // 2, 2, n // 2).permute(1, 0, 3, 2).reshape(n, n, 1, 1)
+                     for conv in (self.conv1, self.conv2))
 
     def _branch_matmul(self, x: torch.Tensor) -> torch.Tensor:
         """`branch` with the transforms as matrix products (see `dft_as_matmul`)."""

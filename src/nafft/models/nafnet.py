@@ -173,8 +173,8 @@ class NAFNet(nn.Module):
                 x = F.pixel_shuffle(conv1x1(x, up[0].weight), 2)  # up(x) with the 1x1 conv on oneDNN
             else:
                 x = up(x)
-            x = decoder(x + skip(enc))
-        x = self.ending(x) + inp
+            x = decoder(x.add_(skip(enc)))  # in place: x is the fresh output of the upsampling
+        x = self.ending(x).add_(inp)
         return x[:, :, :h, :w]
 
     def level_blocks(self) -> list[tuple[int, NAFBlock]]:
