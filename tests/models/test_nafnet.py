@@ -178,3 +178,21 @@ def test_conv1x1_equals_conv2d(bias):
     out = conv1x1(x, weight, b)
     torch.testing.assert_close(out, torch.nn.functional.conv2d(x, weight, b), atol=1e-5, rtol=1e-5)
     assert out.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_channels_last_path_under_autocast_keeps_a_float32_residual_stream():
+    model = randomize(build_model(ModelConfig(**TINY, skip="fft"))).eval()
+    x = torch.rand(2, 3, 20, 24)
+    with torch.no_grad():
+        ref = set_memory_format(model, False)(x)
+        outs = {}
+        for channels_last in (False, True):
+            set_memory_format(model, channels_last)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                outs[channels_last] = model(x)
+    for out in outs.values():
+        assert out.dtype == torch.float32
+    # both formats round alike: bfloat16 products, float32 sums along the residual stream
+    errors = [(out - ref).abs().max().item() for out in outs.values()]
+    assert max(errors) < 0.02 * ref.abs().max().item()
+    torch.testing.assert_close(outs[True], outs[False], atol=0.02 * ref.abs().max().item(), rtol=0)

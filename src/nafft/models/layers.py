@@ -47,9 +47,16 @@ def conv1x1(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = N
     which ran NAFNet's shapes at half oneDNN's speed on an AVX-512 AMD CPU (MKL's sgemm does not use AVX-512 there).
     """
     if x.device.type == "cpu" and x.dtype in _ONEDNN_DTYPES and torch.backends.mkldnn.is_available() \
-            and torch.backends.mkldnn.enabled:
+            and torch.backends.mkldnn.enabled and not _autocast_cpu():  # autocast casts F.conv2d's inputs
         return torch.mkldnn_convolution(x, weight, bias, (0, 0), (1, 1), (1, 1), 1)
     return F.conv2d(x, weight, bias)
+
+
+def _autocast_cpu() -> bool:
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch < 2.4
+        return torch.is_autocast_cpu_enabled()
 
 
 _ONEDNN_DTYPES = (torch.float32, torch.bfloat16)

@@ -87,11 +87,22 @@ class NAFBlock(nn.Module):
             w3 = w3 * att.view(1, -1, 1, 1)  # x * att, folded into the weights
         else:
             x = self.attn.pool.multiply(x, att, inplace=True)  # x is the gate's fresh output
-        y = conv1x1(x, w3, b3).add_(inp)
+        y = add_into(conv1x1(x, w3, b3), inp, self.beta)
         if self.fft is not None:
             y = y + self.fft.branch(inp)
         x = self.sg(conv1x1(self.norm2(y), self.conv4.weight, self.conv4.bias))
-        return conv1x1(x, self.conv5.weight * self.gamma.view(c, 1, 1, 1), self.conv5.bias * self.gamma.view(c)).add_(y)
+        w5, b5 = self.conv5.weight * self.gamma.view(c, 1, 1, 1), self.conv5.bias * self.gamma.view(c)
+        return add_into(conv1x1(x, w5, b5), y, self.gamma)
+
+
+def add_into(fresh: torch.Tensor, other: torch.Tensor, *like: torch.Tensor) -> torch.Tensor:
+    """`fresh + other` in the dtype that `fresh`, `other` and `like` promote to, written into `fresh` (a
+    temporary of the caller's) when it already has that dtype; under autocast the residual stream then keeps
+    the float32 of the plain formula instead of becoming bfloat16."""
+    dtype = fresh.dtype
+    for t in (other, *like):
+        dtype = torch.promote_types(dtype, t.dtype)
+    return fresh.add_(other) if fresh.dtype == dtype else fresh.to(dtype).add_(other)
 
 
 class NAFNet(nn.Module):
@@ -173,8 +184,8 @@ class NAFNet(nn.Module):
                 x = F.pixel_shuffle(conv1x1(x, up[0].weight), 2)  # up(x) with the 1x1 conv on oneDNN
             else:
                 x = up(x)
-            x = decoder(x.add_(skip(enc)))  # in place: x is the fresh output of the upsampling
-        x = self.ending(x).add_(inp)
+            x = decoder(add_into(x, skip(enc)))  # in place when it can: x is the upsampling's fresh output
+        x = add_into(self.ending(x), inp)
         return x[:, :, :h, :w]
 
     def level_blocks(self) -> list[tuple[int, NAFBlock]]:
