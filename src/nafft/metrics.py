@@ -158,7 +158,8 @@ def _ssim_sums(x: torch.Tensor, y: torch.Tensor, two_d: bool, three_d: bool) -> 
     taps = gaussian_taps().tolist()
     pad = r if three_d else 0  # the 2-D map alone never needs the padded border
     first, last = (0, h) if three_d else (r, h - r)  # output rows, in padded coordinates
-    rows = max(1, _STRIP_ELEMENTS // (channels * (w + 2 * pad)))
+    # strips for the CPU caches; a GPU takes the whole image at once
+    rows = h if x.device.type == "cuda" else max(1, _STRIP_ELEMENTS // (channels * (w + 2 * pad)))
     f64 = dict(dtype=torch.float64, device=x.device)
     signals = torch.empty(4, channels, rows + 2 * r, w + 2 * pad, **f64)
     along_h = torch.empty(4, channels, rows, w + 2 * pad, **f64)

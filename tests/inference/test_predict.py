@@ -100,6 +100,7 @@ def test_half_and_missing_cuda_are_user_errors(local_net):
             Predictor(local_net, device="cuda")
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_half_on_cuda_is_close_to_float32(tiny_nafnet):
     x = torch.rand(3, 45, 61)
