@@ -119,7 +119,10 @@ def main() -> int:
     args = parser.parse_args()
     if args.section == "quality" and not args.set:
         parser.error("quality needs at least one --set NAME=FOLDER")
-    (quality if args.section == "quality" else speed)(args)
+    results = (quality if args.section == "quality" else speed)(args)
+    if args.section == "speed":
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "speed.json").write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 

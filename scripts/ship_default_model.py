@@ -1,0 +1,182 @@
+"""Put a trained model into the package as the bundled default, with its model card.
+
+    python scripts/ship_default_model.py --run runs/nafft-photo --quality runs/default_model/quality.json \\
+        [--speed runs/default_model/speed.json] [--checkpoint runs/nafft-photo/checkpoints/last_ema.safetensors]
+
+Writes src/nafft/weights/nafft-photo.safetensors (the EMA weights stored as float16: half the size, outputs within
+float rounding of float32, loaded back into float32) whose metadata carries the card (`nafft models` prints it),
+and docs/default-model.md, the same card for people. The card is built from the run folder (config, iterations,
+training time from metrics.jsonl), the training data's synth.json files and the figures of
+benchmarks/default_model.py; nothing in it is typed by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def training_hours(run: Path) -> float:
+    """Hours of training steps (from the logged rates: log_every / it_per_s per record), validation excluded."""
+    seconds, last = 0.0, 0
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if record.get("type") == "train" and record.get("it_per_s"):
+            seconds += (record["iter"] - last) / record["it_per_s"]
+            last = record["iter"]
+    return seconds / 3600
+
+
+def data_card(config: dict) -> list[dict]:
+    sets = []
+    for folder in config["data"]["train"]:
+        manifest = json.loads((Path(folder) / "synth.json").read_text())
+        photos = sorted(Path(p).name for p in manifest.pop("photos", []))
+        count = len(list((Path(folder) / "blur").glob("*.png")))
+        sets.append({"folder": Path(folder).name, "pairs": count, "photographs": photos,
+                     **{k: v for k, v in manifest.items() if k != "nafft_synth"}})
+    return sets
+
+
+def describe_score(name: str, r: dict) -> str:
+    if name == "clean":  # the input is the target: how far the model moves a sharp photograph
+        return f"output {r['psnr']:.2f} dB from the unchanged sharp photographs"
+    return f"{r['gain']:+.2f} dB ({r['input_psnr']:.2f} -> {r['psnr']:.2f}), {r['improved']}/{r['images']} improved"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, required=True)
+    parser.add_argument("--checkpoint", type=Path, help="default: RUN/checkpoints/last_ema.safetensors")
+    parser.add_argument("--quality", type=Path, required=True, help="quality.json of benchmarks/default_model.py")
+    parser.add_argument("--speed", type=Path, help="speed.json of benchmarks/default_model.py")
+    parser.add_argument("--name", default="nafft-photo")
+    args = parser.parse_args()
+
+    from safetensors.torch import load_file, save_file
+
+    from nafft.engine.config import LOSS_TERMS
+    from nafft.fileio import atomic_write
+    from nafft.models import load_model, read_metadata
+    from nafft.models.checkpoint import ITERATION_KEY
+    from nafft.profiling import count_macs, count_parameters
+    from nafft.weights import CARD_KEY
+
+    checkpoint = args.checkpoint or args.run / "checkpoints" / "last_ema.safetensors"
+    metadata = read_metadata(checkpoint)
+    config = json.loads(metadata["nafft_train_config"])
+    model = load_model(checkpoint)
+    arch = {k: v for k, v in config["model"].items() if k not in ("init",)}
+    quality = json.loads(args.quality.read_text())
+    speed = json.loads(args.speed.read_text()) if args.speed else {}
+    iteration = int(metadata.get(ITERATION_KEY, 0))
+    gains = {name: describe_score(name, r) for name, r in quality.items()}
+    card = {
+        "name": args.name,
+        "summary": (f"NAFNet width {arch['width']}, {count_parameters(model) / 1e6:.1f} M parameters, trained by "
+                    f"nafft for {iteration:,} iterations on realistic synthetic blur; held-out photographs blurred "
+                    f"by an independent generator: {gains.get('shake', 'not measured')}"),
+        "architecture": {**arch, "parameters": count_parameters(model),
+                         "gmacs_256x256": round(count_macs(model.eval(), (256, 256)) / 1e9, 3)},
+        "training": {
+            "recipe": "nafft-photo (src/nafft/configs/nafft-photo.yaml)",
+            "iterations": iteration,
+            "crop": config["data"]["patch_size"], "batch": config["data"]["batch_size"],
+            "loss": {k: v for k, v in config["loss"].items() if k in LOSS_TERMS and v > 0},
+            "optimizer": config["optim"], "schedule": config["schedule"], "ema": config["train"]["ema"],
+            "weights": metadata.get("nafft_weights", "raw"),
+            "init": config["model"].get("init"),
+            "hours": round(training_hours(args.run), 2),
+            "machine": f"{platform.machine()} CPU, 1 torch thread, torch {torch.__version__}",
+        },
+        "data": data_card(config),
+        "scores": gains,
+        "scores_detail": quality,
+        "speed": speed,
+        "commands": {
+            "data and training": "scripts/default_model.sh",
+            "scores": "python benchmarks/default_model.py quality --checkpoint CKPT --set NAME=FOLDER ...",
+            "speed": "python benchmarks/default_model.py speed",
+        },
+    }
+    tensors = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in load_file(str(checkpoint)).items()}
+    meta = {**metadata, CARD_KEY: json.dumps(card), "nafft_dtype": "float16"}
+    target = REPO / "src" / "nafft" / "weights" / f"{args.name}.safetensors"
+    atomic_write(target, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+    size = target.stat().st_size / 2**20
+    if size > 16:
+        raise SystemExit(f"{target}: {size:.1f} MiB, over the 16 MiB limit for shipped weights")
+    shipped = load_model(target)
+    x = torch.rand(1, 3, 96, 96)
+    with torch.no_grad():
+        diff = (shipped(x) - model(x)).abs().max().item()
+    (REPO / "docs" / "default-model.md").write_text(render(card, size, diff))
+    print(f"{target}: {size:.1f} MiB, float16 vs float32 output max |diff| {diff:.1e}")
+    return 0
+
+
+def render(card: dict, size: float, diff: float) -> str:
+    t, a = card["training"], card["architecture"]
+    lines = [f"# The default model: `{card['name']}`", "",
+             "Bundled inside the package (`src/nafft/weights/`, no download): `nafft deblur photo.jpg -o out` and "
+             "`nafft eval` use it when `--checkpoint` is left out; from Python `nafft.load_default_model()`; "
+             "`nafft models` prints this card from the weight file's metadata. Generated by "
+             "`scripts/ship_default_model.py`.", "",
+             card["summary"] + ".", "",
+             "## Architecture", "",
+             f"NAFNet (one U-Net of NAF blocks, `sca` attention, plain skips), width {a['width']}, encoder blocks "
+             f"{a['enc_blocks']}, middle {a['middle_blocks']}, decoder {a['dec_blocks']}: {a['parameters']:,} "
+             f"parameters, {a['gmacs_256x256']} GMACs at 256x256. Stored as float16 ({size:.1f} MiB; outputs within "
+             f"{diff:.0e} of the float32 weights), run in float32. TLC at the training crop size.", "",
+             "## Training", "",
+             f"Recipe `{t['recipe']}`: {t['iterations']:,} iterations of batch {t['batch']} random "
+             f"{t['crop']}x{t['crop']} crops, loss {t['loss']}, AdamW lr {t['optimizer']['lr']} (cosine to "
+             f"{t['schedule']['eta_min']}, {t['schedule']['warmup_iters']} warm-up), EMA {t['ema']} (the shipped "
+             f"weights: {t['weights']}), started from {t['init'] or 'a random initialisation'}. "
+             f"{t['hours']} hours of training steps on {t['machine']} (a 2-core AMD EPYC VM shared with other jobs).",
+             "", "## Data", "",
+             "Synthetic pairs from `nafft synth`'s realistic generator ([data](data.md#nafft-synth-training-pairs-"
+             "without-downloads)), made by `scripts/default_model.sh`:", ""]
+    for d in card["data"]:
+        photos = f" from {len(d['photographs'])} photographs ({', '.join(d['photographs'])})" if d["photographs"] \
+            else " (dead leaves)"
+        lines.append(f"- `{d['folder']}`: {d['pairs']:,} pairs of {d['size']}x{d['size']}{photos}; blur {d['blur']}, "
+                     f"long {d['long_motion']}, still {d['still']}, defocus {d['defocus']}, saturation "
+                     f"{d['saturation']}, response {d['response']}, JPEG {d['jpeg']} at {d['jpeg_quality']}.")
+    lines += ["", "Photographs come only from packages' sample images and Debian wallpaper packages "
+              "(`scripts/sharp_photos.py`), split by photograph: the test photographs (chelsea, coffee, rocket, "
+              "grace_hopper, flower, Path, Kleiber) and the validation ones (china, Kite) never appear in training.",
+              "", "## Scores", "",
+              "Held-out test photographs, 384x384 views, `python benchmarks/default_model.py quality` (TLC on, "
+              "CPU):", "", "| set | what it is | images | input PSNR | output PSNR | gain | improved | worst / best |",
+              "|---|---|---:|---:|---:|---:|---:|---:|"]
+    what = {"shake": "independent generator: random-walk shake kernels, sRGB, Gaussian noise (`--blur shake`)",
+            "realistic": "the training generator, new seeds and photographs",
+            "sharp": "no motion: sensor noise and 8 bits only (`--blur shake --strength 0`)",
+            "clean": "the sharp photographs themselves (`--strength 0 --noise 0`): how much the model changes them",
+            "demo": "the demo's held-out photographs (chelsea, coffee, rocket)"}
+    for name, r in card["scores_detail"].items():
+        if name == "clean":
+            lines.append(f"| {name} | {what[name]} | {r['images']} | (identical) | {r['psnr']:.2f} | | | |")
+            continue
+        lines.append(f"| {name} | {what.get(name, r['folder'])} | {r['images']} | {r['input_psnr']:.2f} | "
+                     f"{r['psnr']:.2f} | {r['gain']:+.2f} | {r['improved']}/{r['images']} | "
+                     f"{r['worst_gain']:+.2f} / {r['best_gain']:+.2f} |")
+    if card["speed"]:
+        lines += ["", "## Speed", "", "`python benchmarks/default_model.py speed` (`nafft deblur` in a fresh process, "
+                  "default settings, CPU):", ""]
+        for key, s in card["speed"].items():
+            lines.append(f"- {key}: {s['seconds']:.1f} s wall, {s['cpu_seconds']:.1f} s CPU, peak RSS "
+                         f"{s['peak_rss_mib']:.0f} MiB")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
