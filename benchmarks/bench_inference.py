@@ -6,8 +6,9 @@ Sections:
   tiling   tiled (512 tiles, default overlap) against whole-image inference of one 1024x1024 photograph with
            nafnet-small, TLC on and off, runs interleaved: median time ratio, and PSNR between the two outputs
            (a seam measure: the higher, the less tiling changes the result; identical outputs would be inf).
-  onnx     onnxruntime against PyTorch eager on the CPU for nafnet-w32 at 720x1280 (global pooling, as exported),
-           runs interleaved: median latencies, their ratio and max |difference|.
+  onnx     onnxruntime against PyTorch eager (its default path: channels_last on the CPU) for nafnet-w32 at
+           720x1280 with TLC for 256 crops (as `nafft export` exports; `--onnx-global` for global pooling), with the
+           `nafft` command's malloc settings, runs interleaved: median latencies, their ratio and max |difference|.
   memory   peak RSS of `nafft deblur` on a 3840x2160 PNG with nafnet-small and --tile 512, measured in a child
            process (resource.getrusage).
   activations  the memory one whole-image forward adds at 512 and 1024 px, in units of H x W x width x 4 bytes:
@@ -141,8 +142,13 @@ def bench_onnx(args) -> dict:
     import onnxruntime as ort
 
     from nafft.inference.export import export_onnx
+    from nafft.runtime import tune_malloc
 
+    tune_malloc()  # what the nafft command does at start
     model = random_model("nafnet-w32")
+    if not args.onnx_global:
+        enable_tlc(model, 256)
+    pooling = "global pooling" if args.onnx_global else "TLC, train size 256"
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "w32.onnx"
         start = time.perf_counter()
@@ -163,12 +169,13 @@ def bench_onnx(args) -> dict:
         )
         diff = float(np.abs(session.run(None, {"input": xn})[0] - eager().numpy()).max())
     print(
-        f"onnx nafnet-w32 720x1280: PyTorch {t['pytorch']:.2f} s, onnxruntime {t['onnxruntime']:.2f} s, "
+        f"onnx nafnet-w32 720x1280 ({pooling}): PyTorch {t['pytorch']:.2f} s, onnxruntime {t['onnxruntime']:.2f} s, "
         f"ratio ort/pytorch {t['onnxruntime'] / t['pytorch']:.2f}, max |diff| {diff:.1e} "
         f"(export + check {export_s:.0f} s, {result.size_bytes / 1e6:.0f} MB)",
         flush=True,
     )
     return {
+        "pooling": pooling,
         "pytorch_s": t["pytorch"],
         "onnxruntime_s": t["onnxruntime"],
         "ort_over_pytorch": t["onnxruntime"] / t["pytorch"],
@@ -375,6 +382,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="timed runs per variant (median)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--checkpoint", default=None, help="nafnet-small-sized weights for tiling/memory")
+    parser.add_argument("--onnx-global", action="store_true", help="onnx: export global pooling instead of TLC")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     parser.add_argument("--model", default="nafnet-small", help="preset for crossover/speed (random weights)")
     parser.add_argument(

@@ -13,8 +13,10 @@ Sections (all NAFNet-width32 scale, batch 1):
   fft      FFT skips against identity skips at 256x256, in the default format and in NCHW (target <= 1.10x)
   tlc      TLC local pooling against global pooling at 512x512, in the default format and in NCHW, and the same for
            the straightforward implementation of the official algorithm (target <= 1.10x)
-Times are medians of interleaved runs (every candidate once per round, so drifting machine load hits all alike); the
-ratios are what to read. `--repeat N` runs the sections N times in a row and ends with every run's ratios.
+Times are medians of interleaved runs (every candidate once per round, so drifting machine load hits all alike);
+ratios are medians over the rounds of the candidate's time over the baseline's in the same round, and the fft and
+tlc sections time each pair (baseline, candidate) on its own, so that a round lasts seconds, not a minute. The ratios
+are what to read. `--repeat N` runs the sections N times in a row and ends with every run's ratios.
 """
 
 from __future__ import annotations
@@ -44,11 +46,16 @@ def med_ms(times: list[float]) -> float:
     return statistics.median(times) * 1000
 
 
+def ratio(times: dict[str, list[float]], name: str, base: str) -> float:
+    """The median over rounds of name's time / base's time in the same round."""
+    return statistics.median(a / b for a, b in zip(times[name], times[base]))
+
+
 def report(title: str, times: dict[str, list[float]], base: str) -> dict[str, float]:
     print(f"\n## {title}")
     ratios = {}
     for name, t in times.items():
-        ratios[name] = med_ms(t) / med_ms(times[base])
+        ratios[name] = ratio(times, name, base)
         print(f"  {name:<44} {med_ms(t):9.1f} ms   x{ratios[name]:.3f} of {base}")
     return ratios
 
@@ -155,19 +162,17 @@ def section_fft(args):
     fft = trained_looking(copy_of(base, skip="fft"))
     v1 = trained_looking(build_model("nafft-v1-w32").eval())
     v2 = trained_looking(copy_of(v1, skip="fft"))
-    times = time_interleaved(
-        {"nafnet-w32": infer(base, x), "nafnet-w32 + FFT skips": infer(fft, x),
-         "nafft-v1-w32 (ECA)": infer(v1, x), "nafft-v2-w32 (ECA + FFT skips)": infer(v2, x),
-         "nafnet-w32 NCHW": infer(nchw(copy_of(base)), x), "nafnet-w32 + FFT skips NCHW": infer(nchw(copy_of(fft)), x)},
-        runs=args.runs,
-    )
-    report("fft: FFT residual blocks on the skips, 256x256 (default format unless NCHW)", times, "nafnet-w32")
+    print("\n## fft: FFT residual blocks on the skips, 256x256")
     out = {}
-    for a, b, key in (("nafnet-w32 + FFT skips", "nafnet-w32", "FFT skips, default format"),
-                      ("nafft-v2-w32 (ECA + FFT skips)", "nafft-v1-w32 (ECA)", "v2 / v1, default format"),
-                      ("nafnet-w32 + FFT skips NCHW", "nafnet-w32 NCHW", "FFT skips, NCHW")):
-        out[key] = med_ms(times[a]) / med_ms(times[b])
-        print(f"  {a} / {b} = x{out[key]:.3f}")
+    for key, (name_a, a), (name_b, b) in (
+        ("FFT skips, default format", ("nafnet-w32", base), ("nafnet-w32 + FFT skips", fft)),
+        ("v2 / v1, default format", ("nafft-v1-w32 (ECA)", v1), ("nafft-v2-w32 (ECA + FFT skips)", v2)),
+        ("FFT skips, NCHW", ("nafnet-w32 NCHW", nchw(copy_of(base))), ("nafnet-w32 + FFT skips NCHW", nchw(copy_of(fft)))),
+    ):
+        times = time_interleaved({name_a: infer(a, x), name_b: infer(b, x)}, runs=args.runs)
+        out[key] = ratio(times, name_b, name_a)
+        print(f"  {name_a:<28} {med_ms(times[name_a]):8.1f} ms   {name_b:<30} {med_ms(times[name_b]):8.1f} ms   "
+              f"x{out[key]:.3f}")
     return out
 
 
@@ -183,21 +188,14 @@ def section_tlc(args):
     ref_local.to_local(256)
     with torch.no_grad():
         diff = (local(x) - ref_local(x)).abs().max().item()
-    times = time_interleaved(
-        {"nafft global pooling": infer(glob, x), "nafft TLC": infer(local, x),
-         "nafft global pooling NCHW": infer(nchw(copy_of(glob)), x),
-         "nafft TLC NCHW": infer(nchw(enable_tlc(copy_of(glob), 256)), x),
-         "straightforward global pooling": infer(ref_glob, x),
-         "straightforward TLC (official algorithm)": infer(ref_local, x)},
-        runs=args.runs,
-    )
     print(f"\n## tlc: nafnet-w32 at {size}x{size}, train size 256 (max |nafft - official algorithm| = {diff:.1e})")
     out = {}
-    for label, g, t in (("nafft (default format)", "nafft global pooling", "nafft TLC"),
-                        ("nafft NCHW", "nafft global pooling NCHW", "nafft TLC NCHW"),
-                        ("straightforward", "straightforward global pooling", "straightforward TLC (official algorithm)")):
-        out[f"TLC, {label}"] = med_ms(times[t]) / med_ms(times[g])
-        print(f"  {label:<24} global {med_ms(times[g]):8.1f} ms   TLC {med_ms(times[t]):8.1f} ms   "
+    for label, g, t in (("nafft (default format)", glob, local),
+                        ("nafft NCHW", nchw(copy_of(glob)), nchw(enable_tlc(copy_of(glob), 256))),
+                        ("straightforward", ref_glob, ref_local)):
+        times = time_interleaved({"global": infer(g, x), "TLC": infer(t, x)}, runs=args.runs)
+        out[f"TLC, {label}"] = ratio(times, "TLC", "global")
+        print(f"  {label:<24} global {med_ms(times['global']):8.1f} ms   TLC {med_ms(times['TLC']):8.1f} ms   "
               f"TLC overhead x{out[f'TLC, {label}']:.3f}")
     return out
 
