@@ -91,3 +91,46 @@ def test_ablate_cli_has_extend_and_checks_ranges(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["ablate", "--iterations", "0", "--out", str(tmp_path / "x")])
     assert "argument --iterations: expected an integer >= 1, got 0" in capsys.readouterr().err
+
+
+def test_nafft_ablate_end_to_end_reports_paired_differences_with_intervals(tmp_path, tiny_configs, monkeypatch,
+                                                                           capsys):
+    monkeypatch.chdir(tmp_path)
+    args = ["ablate", "--configs", *map(str, tiny_configs), "--iterations", "2", "--seeds", "3", "--train-pairs", "4",
+            "--test-pairs", "1", "--val-pairs", "1", "--no-photos", "-o", "abl"]
+    assert main(args) == 0
+    summary = json.loads((tmp_path / "abl" / "ablation.json").read_text())
+    base, fft = summary["rows"]
+    assert summary["seeds"] == [42, 43, 44] and summary["paired"] and summary["reference"] == "base"
+    assert base["paired_psnr"] is None
+    paired = fft["paired_psnr"]
+    diffs = [f["psnr"] - b["psnr"] for f, b in zip(fft["runs"], base["runs"])]
+    assert paired["seeds"] == [42, 43, 44] and paired["differences"] == pytest.approx(diffs)
+    half = 4.30265272975 * paired["std"] / 3 ** 0.5
+    assert (paired["low"], paired["high"]) == (pytest.approx(paired["mean"] - half), pytest.approx(paired["mean"] + half))
+    assert paired["resolved"] == (paired["low"] > 0 or paired["high"] < 0)
+    assert fft["delta_psnr"] == pytest.approx(paired["mean"])
+    # cost per variant: parameters, MACs, CPU seconds per step (measured once per folder), CPU hours of the job
+    for row in (base, fft):
+        assert row["params"] > 0 and row["macs"] > 0 and row["step_cpu_seconds"] > 0
+        assert all(run["train_cpu_seconds"] > 0 and run["eval_cpu_seconds"] > 0 for run in row["runs"])
+    assert summary["cpu_hours"] == pytest.approx(sum(
+        run["train_cpu_seconds"] + run["eval_cpu_seconds"] for row in (base, fft) for run in row["runs"]) / 3600)
+    assert json.loads((tmp_path / "abl" / "step_cost.json").read_text()).keys() == {"base", "fft"}
+    md = (tmp_path / "abl" / "ablation.md").read_text()
+    assert f"[{paired['low']:+.3f}, {paired['high']:+.3f}]" in md and "| 95% interval | resolved |" in md
+    assert "nafft ablate --configs" in md and "--seeds 3" in md  # the command, for the record
+    assert "Per-seed PSNR differences to `base`" in md and f"{diffs[2]:+.3f}" in md
+    printed = capsys.readouterr().out
+    assert "95% interval" in printed and f"{paired['mean']:+.3f}" in printed
+
+
+def test_a_time_budget_is_shared_by_every_run_of_the_job(tmp_path, monkeypatch):
+    from nafft.experiments import ablate
+
+    monkeypatch.setattr(ablate, "calibrate_step_seconds", lambda config: 0.5)
+    opts = AblationOptions(configs=("nafnet-small", "nafft-v1-small"), iterations=None, minutes=10, seeds=3,
+                           out=tmp_path)
+    paths = {name: runs.find_config(name) for name in opts.configs}
+    # 10 minutes x 0.8 for the steps / (3 seeds x 2 configs x 0.5 s) = 160 iterations
+    assert ablate._budget(opts, paths, None)[0] == 160

@@ -31,6 +31,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
                         help="dead-leaves training pairs (default 240; photographs add half as many)")
     parser.add_argument("--test-pairs", type=positive_int, default=None, help="held-out pairs per source (default 12)")
     parser.add_argument("--val-pairs", type=positive_int, default=None, help="validation pairs for the curve (default 6)")
+    parser.add_argument("--train-size", type=positive_int, default=None,
+                        help="side of the training images (default 128; at least the recipe's crop size)")
     parser.add_argument("--blur-strength", type=positive_float, default=None,
                         help="motion length multiplier of the synthetic blur (default 1, nafft synth's)")
     parser.add_argument("--no-photos", action="store_true", help="dead leaves only, without scikit-image's photos")
@@ -51,6 +53,8 @@ def synth_plan(args: argparse.Namespace):
         plan = replace(plan, strength=args.blur_strength)
     if args.val_pairs is not None:
         plan = replace(plan, val_pairs=args.val_pairs)
+    if args.train_size is not None:
+        plan = replace(plan, train_size=args.train_size)
     return plan
 
 

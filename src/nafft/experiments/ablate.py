@@ -36,8 +36,13 @@ from nafft.experiments.runs import (
     find_config,
     make_datasets,
     recipe_config,
+    shared_fraction,
+    time_training_steps,
     train_and_evaluate,
+    training_device,
+    write_shared_init,
 )
+from nafft.experiments.stats import paired_differences, paired_interval
 from nafft.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -52,6 +57,8 @@ STEP_SHARE = 0.8
 BUDGET_KEYS = ("train.iterations", "train.val_every", "train.checkpoint_every", "train.log_every",
                "schedule.warmup_iters")
 EXTENDED_FILE = "extended_from.json"
+STEP_COST_FILE = "step_cost.json"
+CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
@@ -72,10 +79,13 @@ class AblationOptions:
     Attributes:
         configs: recipe names (`nafft configs`) or files; the first is the reference for the deltas.
         iterations: training iterations of every run (the same budget for all)...
-        minutes: ...or, with `iterations` None, a training time for all configs together (one seed each), turned
+        minutes: ...or, with `iterations` None, a training time for all runs together (configs x seeds), turned
             into an iteration count by timing a few training steps of each config here (once per folder).
         seeds: runs per config, with training seeds `seed`, `seed + 1`, ...
         seed: the first training seed.
+        shared_init: the paired design: every run of a seed starts from OUT/init/<reference>-seed<k>.safetensors,
+            the reference's initialisation with that seed (`runs.shared_init_state`), wherever its architecture
+            shares tensors with the reference; the batches are the same anyway (a function of seed and sample).
         out: output folder.
         train: training pair folders (default: synthesised under OUT/data).
         val: validation pair folder for the curves (default: synthesised).
@@ -88,6 +98,7 @@ class AblationOptions:
         eval_panels: comparison panels in each run's evaluation report.
         comparison_panels: test images shown side by side for every config in the report.
         layout: file names.
+        command: the command line that ran the job, shown in the report.
     """
 
     configs: tuple[str, ...] = DEFAULT_CONFIGS
@@ -95,6 +106,7 @@ class AblationOptions:
     minutes: float | None = None
     seeds: int = 2
     seed: int = 42
+    shared_init: bool = True
     out: Path = Path("runs/ablation")
     train: tuple[Path, ...] = ()
     val: Path | None = None
@@ -107,13 +119,12 @@ class AblationOptions:
     eval_panels: int = 2
     comparison_panels: int = 4
     layout: Layout = field(default_factory=Layout)
+    command: str | None = None
 
 
 def describe(config) -> str:
     """A short description of what a config changes: attention, conv, skips, blocks and losses."""
-    from nafft.models import resolve_config
-
-    m = resolve_config(config.model)
+    m = config.model_config()
     parts = [m.attention.upper(), "DO-Conv" if m.conv == "doconv" else "conv",
              "FFT skips" if m.skip == "fft" else "plain skips"]
     if m.block_fft:
@@ -145,9 +156,15 @@ def run_ablation(opts: AblationOptions, callback_factory=None, progress=None) ->
         data = make_datasets(out / "data", opts.plan, use_photos=opts.use_photos, progress=progress)
         train, val, test = train or data.train, val or data.val, test or data.test
     seeds = [opts.seed + k for k in range(opts.seeds)]
-    planned = [(name, seed, recipe_config(path, train, val, iterations, seed, opts.overrides, opts.checkpoints),
+    reference = next(iter(paths))
+    inits = {seed: out / "init" / f"{reference}-seed{seed}.safetensors" for seed in seeds} if opts.shared_init else {}
+    planned = [(name, seed, recipe_config(path, train, val, iterations, seed, opts.overrides, opts.checkpoints,
+                                          init=inits.get(seed)),
                 out / layout.run_dir.format(name=name, seed=seed)) for name, path in paths.items() for seed in seeds]
     extending = check_existing_runs(planned, iterations, opts.extend, out)
+    for name, seed, config, _ in planned:
+        if name == reference and seed in inits:
+            write_shared_init(config, seed, inits[seed])
     atomic_write_text(out / "plan.json", json.dumps(
         {"requested": requested, "iterations": iterations, "calibrated_step_seconds": steps}, indent=2) + "\n")
     results: dict[str, list[RunResult]] = {name: [] for name in paths}
@@ -162,11 +179,19 @@ def run_ablation(opts: AblationOptions, callback_factory=None, progress=None) ->
                                                 callback=callback))
         if (run_dir / EXTENDED_FILE).is_file():
             extended[label] = int(json.loads((run_dir / EXTENDED_FILE).read_text())["from"])
+    first_configs = {name: planned[i * len(seeds)][2] for i, name in enumerate(paths)}
+    costs = step_costs(first_configs, out / STEP_COST_FILE)
+    shared = ({name: shared_fraction(config, inits[seeds[0]]) for name, config in first_configs.items()}
+              if inits else {})
     summary = summarize(results, {name: str(path) for name, path in paths.items()},
-                        {name: describe(planned[i * len(seeds)][2]) for i, name in enumerate(paths)})
+                        {name: describe(config) for name, config in first_configs.items()}, costs, shared)
     summary.update(iterations=iterations, seeds=seeds, train=[str(p) for p in train], test=[str(p) for p in test],
-                   extended_from=extended,
-                   machine=f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}")
+                   val=None if val is None else str(val), extended_from=extended,
+                   overrides=list(opts.overrides), crop=first_configs[reference].data.patch_size,
+                   batch=first_configs[reference].data.batch_size, threads=torch.get_num_threads(),
+                   step_device=training_device(first_configs[reference]).type,
+                   paired=bool(inits), command=opts.command,
+                   machine=_machine(training_device(first_configs[reference])))
     atomic_write_text(out / layout.summary, json.dumps(summary, indent=2) + "\n")
     first = [runs[0] for runs in results.values()]
     val_records = first[0].val_records
@@ -179,12 +204,16 @@ def run_ablation(opts: AblationOptions, callback_factory=None, progress=None) ->
     return summary
 
 
+def _machine(device: torch.device) -> str:
+    gpu = f"{torch.cuda.get_device_name(device)}, " if device.type == "cuda" else ""
+    return f"{gpu}{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+
+
 def _read_plan(opts: AblationOptions, out: Path) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """OUT/plan.json, refused when its runs were made on other data, and what this job asks for."""
     data = (asdict(opts.plan) | {"use_photos": opts.use_photos} if not (opts.train and opts.test) else
             {"train": [str(p) for p in opts.train], "val": str(opts.val), "test": [str(p) for p in opts.test]})
-    budget = {"iterations": opts.iterations} if opts.iterations else {"minutes": opts.minutes,
-                                                                       "configs": list(opts.configs)}
+    budget = {"iterations": opts.iterations} if opts.iterations else _time_budget(opts)
     requested = {"data": data, "budget": budget}
     path = out / "plan.json"
     if not path.is_file():
@@ -205,15 +234,20 @@ def _budget(opts: AblationOptions, paths: dict[str, Path], plan: dict[str, Any] 
     """The iteration count: `iterations`, or the one a time budget gave this folder before, or a new calibration."""
     if opts.iterations:
         return opts.iterations, {}
-    budget = {"minutes": opts.minutes, "configs": list(opts.configs)}
+    budget = _time_budget(opts)
     if plan is not None and plan["requested"].get("budget") == budget:
         return plan["iterations"], plan["calibrated_step_seconds"]
     # only the model, batch and crop size matter for the time of a step
     steps = {name: calibrate_step_seconds(recipe_config(path, (Path("."),), None, 10**6, opts.seed, opts.overrides))
              for name, path in paths.items()}
-    iterations = max(20, int(opts.minutes * 60 * STEP_SHARE / sum(steps.values())) // 10 * 10)
+    iterations = max(20, int(opts.minutes * 60 * STEP_SHARE / (opts.seeds * sum(steps.values()))) // 10 * 10)
     log.info("step seconds %s -> %d iterations per run for %.1f minutes", steps, iterations, opts.minutes)
     return iterations, steps
+
+
+def _time_budget(opts: AblationOptions) -> dict[str, Any]:
+    budget = {"minutes": opts.minutes, "configs": list(opts.configs)}
+    return budget | ({"seeds": opts.seeds} if opts.seeds > 1 else {})  # a folder of the demo (one seed) reads the same
 
 
 def check_existing_runs(planned: list[tuple[str, int, Any, Path]], iterations: int, extend: bool,
@@ -270,33 +304,86 @@ def check_existing_runs(planned: list[tuple[str, int, Any, Path]], iterations: i
 # ---------------------------------------------------------------------------------------------------- summary
 
 
+def step_costs(configs: dict[str, Any], path: Path, steps: int = 5) -> dict[str, dict[str, Any]]:
+    """Wall and CPU seconds of one training step (forward, the config's loss, backward, AdamW) of every config at
+    its batch and crop size, on its training device with this process's threads, measured once per folder and kept
+    in `path` (measured again when the model, batch, crop, loss, precision, device or thread count differ)."""
+    from nafft.losses import CombinedLoss
+
+    stored = json.loads(path.read_text()) if path.is_file() else {}
+    costs = {}
+    for name, config in configs.items():
+        key = json.loads(json.dumps({
+            "model": to_dict(config.model_config()), "batch": config.data.batch_size, "crop": config.data.patch_size,
+            "loss": to_dict(config.loss), "threads": torch.get_num_threads(), "channels_last": config.train.channels_last,
+            "amp": config.train.amp, "device": training_device(config).type,
+        }))  # fmt: skip
+        if stored.get(name, {}).get("key") != key:
+            wall, cpu = time_training_steps(config, steps, CombinedLoss.from_config(config.loss))
+            stored[name] = {"key": key, "wall_seconds": wall, "cpu_seconds": cpu}
+        costs[name] = {"wall_seconds": stored[name]["wall_seconds"], "cpu_seconds": stored[name]["cpu_seconds"],
+                       "threads": key["threads"], "device": key["device"]}
+    atomic_write_text(path, json.dumps(stored, indent=2) + "\n")
+    return costs
+
+
 def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def summarize(results: dict[str, list[RunResult]], configs: dict[str, str], descriptions: dict[str, str]) -> dict:
+def _mean_or_none(values: list[float | None]) -> float | None:
+    return statistics.fmean(values) if values and None not in values else None
+
+
+def summarize(results: dict[str, list[RunResult]], configs: dict[str, str], descriptions: dict[str, str],
+              costs: dict[str, dict[str, Any]] | None = None, shared: dict[str, float] | None = None,
+              level: float = CONFIDENCE) -> dict:
     """The one summary of a job: per config (first = reference) its runs in seed order (`RunResult.record`),
-    PSNR/SSIM mean and standard deviation over them, deltas to the reference, and the means of the other columns."""
+    PSNR/SSIM mean and standard deviation over them, the paired comparison with the reference (per seed the
+    difference of the two runs of that seed; their mean, spread and Student-t interval, `stats.paired_interval`),
+    the step cost (`step_costs`), the share of parameters that started from the shared initialisation, and the
+    means of the other columns; `cpu_hours`: training (with validation and checkpoints) and evaluation of all runs."""
     rows = []
     for name, runs in results.items():
         records = [run.record() for run in runs]
         psnr_mean, psnr_std = _mean_std([r["psnr"] for r in records])
         ssim_mean, ssim_std = _mean_std([r["ssim"] for r in records])
-        times = [r["train_seconds"] for r in records]
+        cost = (costs or {}).get(name, {})
         rows.append({
             "name": name, "config": configs[name], "description": descriptions[name],
             "params": runs[0].params, "macs": runs[0].macs, "runs": records,
             "psnr_mean": psnr_mean, "psnr_std": psnr_std, "ssim_mean": ssim_mean, "ssim_std": ssim_std,
             "improved_images": statistics.fmean(r["improved_images"] for r in records),
             "ms_per_image": statistics.fmean(r["ms_per_image"] for r in records),
-            "train_seconds": statistics.fmean(times) if None not in times else None,
+            "train_seconds": _mean_or_none([r["train_seconds"] for r in records]),
+            "train_cpu_seconds": _mean_or_none([r["train_cpu_seconds"] for r in records]),
+            "step_cpu_seconds": cost.get("cpu_seconds"), "step_wall_seconds": cost.get("wall_seconds"),
+            "shared_init": (shared or {}).get(name),
         })  # fmt: skip
+    reference = rows[0]
     for row in rows:
-        row["delta_psnr"] = row["psnr_mean"] - rows[0]["psnr_mean"]
-        row["delta_ssim"] = row["ssim_mean"] - rows[0]["ssim_mean"]
+        row["delta_psnr"] = row["psnr_mean"] - reference["psnr_mean"]
+        row["delta_ssim"] = row["ssim_mean"] - reference["ssim_mean"]
+        for key in ("psnr", "ssim"):
+            if row is reference:
+                row[f"paired_{key}"] = None
+                continue
+            seeds, diffs = paired_differences(row["runs"], reference["runs"], key)
+            row[f"paired_{key}"] = ({"seeds": seeds, "differences": diffs, **paired_interval(diffs, level)}
+                                    if diffs else None)
+    parts = [r.get(k) for row in rows for r in row["runs"] for k in ("train_cpu_seconds", "eval_cpu_seconds")]
     first = next(iter(results.values()))[0].summary
     return {"input_psnr": first["input_psnr"], "input_ssim": first["input_ssim"], "test_images": first["images"],
-            "macs_at": "256x256", "rows": rows}
+            "macs_at": "256x256", "reference": reference["name"], "confidence": level,
+            "cpu_hours": sum(parts) / 3600 if parts and None not in parts else None, "rows": rows}
+
+
+def _resolved(paired: dict[str, Any] | None) -> str:
+    if not paired or paired["low"] is None:
+        return ""
+    if not paired["resolved"]:
+        return "no"
+    return "yes: better" if paired["mean"] > 0 else "yes: worse"
 
 
 def table_rows(summary: dict[str, Any]) -> list[dict[str, str]]:
@@ -307,57 +394,87 @@ def table_rows(summary: dict[str, Any]) -> list[dict[str, str]]:
              "SSIM": f"{summary['input_ssim']:.4f}"}]
     for i, row in enumerate(summary["rows"]):
         minutes = row["train_seconds"] / 60 if row["train_seconds"] else None
+        paired = row.get("paired_psnr")
+        interval = (f"[{paired['low']:+.3f}, {paired['high']:+.3f}]" if paired and paired["low"] is not None
+                    else "")
+        step = row.get("step_wall_seconds" if summary.get("step_device") == "cuda" else "step_cpu_seconds")
         rows.append({
             "model": row["name"], "what it is": row["description"], "params": f"{row['params']:,}",
-            "GMACs @256": f"{row['macs'] / 1e9:.2f}",
+            "GMACs @256": f"{row['macs'] / 1e9:.2f}", "CPU s / step": f"{step:.3f}" if step else "",
             "PSNR (dB)": f"{row['psnr_mean']:.2f}" + (f" +- {row['psnr_std']:.2f}" if multi else ""),
             "SSIM": f"{row['ssim_mean']:.4f}" + (f" +- {row['ssim_std']:.4f}" if multi else ""),
             "gain (dB)": f"{row['psnr_mean'] - summary['input_psnr']:+.2f}",
             "improved": f"{row['improved_images']:g}/{images}", "ms / image": f"{row['ms_per_image']:.0f}",
             "training time": f"{minutes:.1f} min" if minutes else "",
-            "delta PSNR": "(reference)" if i == 0 else f"{row['delta_psnr']:+.2f}",
+            "delta PSNR (dB)": "(reference)" if i == 0 else f"{row['delta_psnr']:+.3f}" if multi else
+                               f"{row['delta_psnr']:+.2f}",
+            "95% interval": interval, "resolved": "" if i == 0 else _resolved(paired),
             "delta SSIM": "" if i == 0 else f"{row['delta_ssim']:+.4f}",
         })  # fmt: skip
     return rows
 
 
-REPORT_COLUMNS = ("model", "what it is", "params", "GMACs @256", "PSNR (dB)", "SSIM", "gain (dB)", "improved",
-                  "ms / image", "training time", "delta PSNR", "delta SSIM")
+REPORT_COLUMNS = ("model", "what it is", "params", "GMACs @256", "CPU s / step", "PSNR (dB)", "delta PSNR (dB)",
+                  "95% interval", "resolved", "SSIM", "delta SSIM", "gain (dB)", "improved", "ms / image",
+                  "training time")
+# cell -> short header; the demo's (one seed) and the paired ablation's (several seeds)
 CONSOLE_COLUMNS = {"model": "model", "PSNR (dB)": "PSNR dB", "SSIM": "SSIM", "gain (dB)": "gain dB",
-                   "improved": "improved", "params": "params", "ms / image": "ms/img"}  # cell -> short header
+                   "improved": "improved", "params": "params", "ms / image": "ms/img"}
+PAIRED_CONSOLE_COLUMNS = {"model": "model", "PSNR (dB)": "PSNR dB", "delta PSNR (dB)": "delta dB",
+                          "95% interval": "95% interval", "resolved": "resolved", "params": "params",
+                          "CPU s / step": "CPU s/step"}
 
 
 def render_markdown(summary: dict[str, Any], title: str, plot: Path, panels: list[Path], out: Path) -> str:
-    """The report: what was run, the table, extended runs, the curves, the comparison panels, per-run reports."""
+    """The report: what was run, the table, how to read it, per-seed differences, extended runs, cost, the
+    curves, the comparison panels, per-run reports."""
     seeds = summary["seeds"]
     multi = len(seeds) > 1
-    lines = [
-        f"# {title}",
-        "",
-        f"{summary['iterations']} iterations per run, seed{'s' if multi else ''} {', '.join(map(str, seeds))}; "
+    rows = summary["rows"]
+    lines = [f"# {title}", ""]
+    if summary.get("command"):
+        lines += ["```bash", summary["command"], "```", ""]
+    lines += [
+        f"{summary['iterations']} iterations per run"
+        + (f" of batch {summary['batch']}, {summary['crop']}x{summary['crop']} crops" if summary.get("crop") else "")
+        + f", seed{'s' if multi else ''} {', '.join(map(str, seeds))}; training data {', '.join(summary['train'])}; "
         f"held-out test set of {summary['test_images']} images ({', '.join(summary['test'])}); PSNR and SSIM "
         f"(MATLAB/BasicSR 2-D) on 8-bit RGB, TLC on"
-        f"{f', mean +- standard deviation over {len(seeds)} seeds' if multi else ''}. Machine: {summary['machine']}.",
+        f"{f', mean +- standard deviation over {len(seeds)} seeds' if multi else ''}. Machine: {summary['machine']}."
+        + (f" Settings changed for every config: {' '.join(summary['overrides'])}." if summary.get("overrides")
+           else ""),
         "",
         "| " + " | ".join(REPORT_COLUMNS) + " |",
         "|---|---|" + "---:|" * (len(REPORT_COLUMNS) - 2),
     ]
+    if summary.get("step_device") == "cuda":  # a GPU step's cost is its wall time
+        lines[-2] = lines[-2].replace("| CPU s / step |", "| GPU s / step |")
     for cells in table_rows(summary):
         name = cells["model"] if cells["model"] == "blurry input" else f"`{cells['model']}`"
         lines.append("| " + " | ".join([name, *(cells.get(c, "") for c in REPORT_COLUMNS[1:])]) + " |")
+    if multi:
+        lines += _paired_notes(summary)
     extended = summary.get("extended_from") or {}
     if extended:
         froms = ", ".join(str(v) for v in sorted(set(extended.values())))
         lines += ["", f"**Extended runs:** {len(extended)} run(s) were trained for {froms} iterations and then "
                       f"continued to {summary['iterations']} with a new schedule ({', '.join(extended)}); they are "
                       f"not the same as runs trained for {summary['iterations']} iterations from the start."]
+    what = ("GPU s / step: wall seconds of" if summary.get("step_device") == "cuda" else
+            f"CPU s / step: CPU seconds ({summary.get('threads', '?')} torch thread(s)) of")
+    cost = [f"{what} one training step (forward, the config's loss, backward, AdamW) at the run's batch and crop "
+            f"size, median of 5; GMACs: one forward pass at 256x256 after folding."]
+    if summary.get("cpu_hours") is not None:
+        cost.append(f"The whole job took {summary['cpu_hours']:.2f} CPU hours (training with its validations and "
+                    f"checkpoints, and the evaluations, of all {sum(len(r['runs']) for r in rows)} runs).")
+    lines += ["", " ".join(cost)]
     lines += ["", f"![validation PSNR curves]({plot.relative_to(out).as_posix()})", ""]
     if panels:
-        names = " | ".join(row["name"] for row in summary["rows"])
+        names = " | ".join(row["name"] for row in rows)
         lines += ["## Comparison panels", "", f"blur | {names} | sharp", ""]
         lines += [f"![{p.stem}]({p.relative_to(out).as_posix()})" for p in panels] + [""]
     reports = []
-    for row in summary["rows"]:
+    for row in rows:
         for run in row["runs"]:
             link = Path(os.path.relpath(Path(run["run_dir"]) / "eval" / "report.md", out)).as_posix()
             reports.append(f"[{row['name']}{' seed ' + str(run['seed']) if multi else ''}]({link})")
@@ -365,10 +482,57 @@ def render_markdown(summary: dict[str, Any], title: str, plot: Path, panels: lis
     return "\n".join(lines)
 
 
+def _paired_notes(summary: dict[str, Any]) -> list[str]:
+    """How to read the paired columns, the shared initialisation, and the per-seed differences."""
+    rows, reference, seeds = summary["rows"], summary["reference"], summary["seeds"]
+    level = round(100 * summary.get("confidence", CONFIDENCE))
+    lines = [
+        "",
+        f"**How to read it.** delta PSNR is paired: for every seed, the variant's test PSNR minus `{reference}`'s "
+        f"on the same seed, then the mean over the {len(seeds)} seeds; the {level}% interval is "
+        f"mean +- t(n-1) x s / sqrt(n) (Student t, s = the standard deviation of the per-seed differences, "
+        f"below). **resolved** only where that interval excludes 0 (yes: better / yes: worse); \"no\" means this "
+        f"budget cannot tell the variant from the reference, not that it has no effect.",
+    ]
+    shared = {row["name"]: row["shared_init"] for row in rows if row.get("shared_init") is not None}
+    if shared:
+        lines += ["", f"**Pairing.** Every run of a seed sees the same training batches (crops and flips are a "
+                      f"function of the seed and the sample number) and starts from `{reference}` initialised with "
+                      f"that seed (init/{reference}-seed*.safetensors), wherever the architectures share tensors "
+                      f"(DO-Conv kernels take the same 3x3 weights); the rest keeps the variant's own seeded "
+                      f"initialisation. Share of each variant's parameters from the shared initialisation: "
+                      + ", ".join(f"`{name}` {_share(share)}" for name, share in shared.items())
+                      + " (DO-Conv's D, zero at the start of every run, counts as not shared)."]
+    else:
+        lines += ["", "**Pairing.** Every run of a seed sees the same training batches; each starts from its own "
+                      "seeded initialisation (no shared initialisation: `--independent-init`)."]
+    head = ["variant", *(f"seed {s}" for s in seeds), "mean", "spread (s)"]
+    lines += ["", f"Per-seed PSNR differences to `{reference}` (dB):", "", "| " + " | ".join(head) + " |",
+              "|---|" + "---:|" * (len(head) - 1)]
+    for row in rows[1:]:
+        paired = row.get("paired_psnr")
+        if not paired:
+            continue
+        by_seed = dict(zip(paired["seeds"], paired["differences"]))
+        cells = [f"{by_seed[s]:+.3f}" if s in by_seed else "" for s in seeds]
+        spread = f"{paired['std']:.3f}" if paired["std"] is not None else ""
+        lines.append(f"| `{row['name']}` | " + " | ".join([*cells, f"{paired['mean']:+.3f}", spread]) + " |")
+    spreads = [row["paired_psnr"]["std"] for row in rows[1:] if row.get("paired_psnr") and row["paired_psnr"]["std"]]
+    if spreads:
+        lines += ["", f"Largest spread of the paired differences: {max(spreads):.3f} dB (median "
+                      f"{statistics.median(spreads):.3f} dB)."]
+    return lines
+
+
+def _share(fraction: float) -> str:
+    return ">99.9%" if 0.999 < fraction < 1 else f"{fraction:.1%}"
+
+
 def format_table(summary: dict[str, Any]) -> str:
     """The console table: the report's table without its wide columns."""
-    header = list(CONSOLE_COLUMNS.values())
-    rows = [[cells.get(c, "") for c in CONSOLE_COLUMNS] for cells in table_rows(summary)]
+    columns = PAIRED_CONSOLE_COLUMNS if len(summary["seeds"]) > 1 else CONSOLE_COLUMNS
+    header = list(columns.values())
+    rows = [[cells.get(c, "") for c in columns] for cells in table_rows(summary)]
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
     fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
     return "\n".join(fmt.format(*r).rstrip() for r in (header, *rows))

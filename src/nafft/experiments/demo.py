@@ -35,5 +35,5 @@ def demo_options(out: Path = Path("runs/demo"), models: tuple[str, ...] = DEFAUL
         seed: training seed (one run per model).
     """
     return AblationOptions(configs=tuple(models), iterations=iterations, minutes=None if iterations else minutes,
-                           seeds=1, seed=seed, out=Path(out), plan=plan or SynthPlan(), use_photos=use_photos,
+                           seeds=1, seed=seed, shared_init=False, out=Path(out), plan=plan or SynthPlan(), use_photos=use_photos,
                            checkpoints=2, eval_panels=4, comparison_panels=4, layout=DEMO_LAYOUT)

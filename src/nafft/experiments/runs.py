@@ -1,10 +1,13 @@
 """The pieces of the ablation runner (and so of the demo): synthetic data sets, a recipe turned into a run of a job,
-training a run and evaluating its checkpoint on a held-out set, its validation curve, comparison panels."""
+the paired design's shared initialisation, training a run and evaluating its checkpoint on a held-out set (with its
+wall and CPU time), its validation curve, comparison panels."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
+import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -22,12 +25,16 @@ log = logging.getLogger(__name__)
 
 
 def recipe_config(path: Path, train: Sequence[Path], val: Path | None, iterations: int, seed: int,
-                  overrides: Sequence[str] = (), checkpoints: int = 2):
+                  overrides: Sequence[str] = (), checkpoints: int = 2, init: Path | None = None):
     """A recipe file turned into a run of this job: its data folders, budget and seed; validation 10 times and
-    `checkpoints` checkpoints over the run, warm-up at most a tenth of it, no TensorBoard; then `overrides`."""
+    `checkpoints` checkpoints over the run, warm-up at most a tenth of it, no TensorBoard, the starting weights
+    `init` (`model.init`) when given; then `overrides`."""
     from nafft.engine.config import build_config, read_config_file
 
     mapping = read_config_file(path)
+    if init is not None:
+        model = mapping.get("model")
+        mapping["model"] = {**({"preset": model} if isinstance(model, str) else model or {}), "init": str(init)}
     mapping.setdefault("data", {}).update(train=[str(p) for p in train], val=None if val is None else str(val))
     mapping.setdefault("train", {}).update(
         iterations=iterations,
@@ -109,9 +116,10 @@ def split_photos(root: Path) -> tuple[Path, Path] | None:
     return train_dir, test_dir
 
 
-def make_datasets(root: str | Path, plan: SynthPlan, use_photos: bool = True, workers: int = 2,
+def make_datasets(root: str | Path, plan: SynthPlan, use_photos: bool = True, workers: int | None = None,
                   progress: Callable[[str, int, int], None] | None = None) -> DataSets:
-    """Synthesise the training, validation and held-out test pair folders under `root` (resumable)."""
+    """Synthesise the training, validation and held-out test pair folders under `root` (resumable; `workers`
+    processes, default one per CPU: the pairs do not depend on it)."""
     from nafft.data.synth import synthesize_pairs
 
     root = Path(root)
@@ -138,7 +146,7 @@ def make_datasets(root: str | Path, plan: SynthPlan, use_photos: bool = True, wo
                 progress(folder, done, count)
 
         synthesize_pairs(root / folder, source=source, count=count, size=size, seed=seed, strength=plan.strength,
-                         workers=workers, progress=tick)
+                         workers=workers or os.cpu_count() or 1, progress=tick)
     made = {folder for folder, _, count, _, _ in jobs if count > 0}
     train = tuple(root / f for f in ("train_leaves", "train_photos") if f in made)
     test = tuple(root / f for f in ("test_leaves", "test_photos") if f in made)
@@ -147,35 +155,123 @@ def make_datasets(root: str | Path, plan: SynthPlan, use_photos: bool = True, wo
     return DataSets(train=train, val=root / "val", test=test, photos=photos is not None)
 
 
+# --------------------------------------------------------------------------------------- shared initialisation
+
+
+def shared_init_state(config, seed: int) -> dict[str, torch.Tensor]:
+    """The common starting point of every run of one seed in a paired ablation: `config`'s model (the reference)
+    initialised exactly as the trainer initialises it (`torch.manual_seed(seed)`, then `build_model`), plus the same
+    3x3 kernels under DO-Conv's parameter names.
+
+    A variant started from it (`model.init`, `nafft.models.load_matching`) takes every tensor whose name and shape
+    match and keeps its own seeded initialisation for the rest (ECA's channel convolution, FFT blocks). DO-Conv's
+    `W` (out, in/groups, M*N) with D = 0 composes to the plain kernel `W.reshape(out, in/groups, M, N)`, and both
+    are drawn from the same distribution (same fan-in), so the reference's kernel `weight` reshaped is a fair
+    starting `W`: a DO-Conv variant then starts as the same function as the reference wherever the rest matches.
+    A `W` of a DO-Conv reference gives plain variants their `weight` the same way.
+    """
+    from nafft.models import build_model
+
+    torch.manual_seed(seed)
+    state = {k: v.detach().clone().contiguous() for k, v in build_model(config.model_config()).state_dict().items()}
+    aliases = {}
+    for key, value in state.items():
+        module, _, name = key.rpartition(".")
+        if name == "weight" and value.dim() == 4 and value.shape[-1] * value.shape[-2] > 1:
+            aliases[f"{module}.W"] = value.reshape(*value.shape[:2], -1).clone()  # (out, in/groups, M*N)
+        elif name == "W" and value.dim() == 3 and f"{module}.D" in state:
+            side = math.isqrt(value.shape[-1])
+            d = state[f"{module}.D"]  # (in, M*N, D_mul); D = 0 at initialisation
+            if side * side == d.shape[1] == value.shape[-1]:
+                aliases[f"{module}.weight"] = value.reshape(*value.shape[:2], side, side).clone()
+    return state | {k: v for k, v in aliases.items() if k not in state}
+
+
+def write_shared_init(config, seed: int, path: Path) -> Path:
+    """`shared_init_state` written to `path` (safetensors; kept when it exists: it is a pure function of the
+    reference's architecture and the seed, and runs started from it must keep finding it)."""
+    from safetensors.torch import save_file
+
+    from nafft.fileio import atomic_write
+
+    path = Path(path)
+    if not path.is_file():
+        state = shared_init_state(config, seed)
+        meta = {"nafft_shared_init_seed": str(seed), "nafft_shared_init_model": json.dumps(config.model)}
+        atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata=meta))
+    return path
+
+
+def shared_fraction(config, init: Path) -> float:
+    """The share of `config`'s trainable parameters (elements) that start from the shared initialisation `init`."""
+    from nafft.models import build_model
+    from nafft.models.checkpoint import read_state_dict
+
+    with torch.device("meta"):
+        model = build_model(config.model_config())
+    state, _ = read_state_dict(init)
+    params = dict(model.named_parameters())
+    total = sum(p.numel() for p in params.values())
+    taken = sum(p.numel() for k, p in params.items() if k in state and state[k].shape == p.shape)
+    return taken / total if total else 0.0
+
+
 # ------------------------------------------------------------------------------------------ train + eval
 
 
 def calibrate_step_seconds(config, steps: int = 3) -> float:
     """Median seconds of one training step (forward, backward, AdamW) of `config`'s model at its batch and crop
     size, on random data; used to turn a time budget into an iteration count."""
+    return time_training_steps(config, steps)[0]
+
+
+def training_device(config) -> torch.device:
+    """The device a run of `config` trains on (`train.device`; "auto": CUDA when available)."""
+    device = config.train.device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def time_training_steps(config, steps: int = 3, criterion=None) -> tuple[float, float]:
+    """Median (wall, CPU) seconds of one training step of `config`'s model at its batch and crop size on random
+    data, on the device and in the precision it trains with: forward, `criterion` (default L1) and backward,
+    gradient clipping, AdamW; the first step warms up allocators and kernels and is not counted. CPU seconds are this
+    process's, over all its threads."""
+    import contextlib
     import statistics
-    import time
 
     from nafft.models import build_model, preferred_channels_last, set_memory_format
 
+    device = training_device(config)
     torch.manual_seed(0)
-    model = build_model(config.model)
+    model = build_model(config.model_config()).to(device)
     batch, size = config.data.batch_size, config.data.patch_size
-    blur, sharp = torch.rand(batch, 3, size, size), torch.rand(batch, 3, size, size)
+    blur, sharp = (torch.rand(batch, 3, size, size, device=device) for _ in range(2))
     channels_last = config.train.channels_last
-    set_memory_format(model, preferred_channels_last("cpu") if channels_last == "auto" else channels_last)
+    set_memory_format(model, preferred_channels_last(device) if channels_last == "auto" else channels_last)
     if model.channels_last:
         blur, sharp = (t.contiguous(memory_format=torch.channels_last) for t in (blur, sharp))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    times = []
+    loss = criterion.to(device) if criterion is not None else (lambda pred, target: (pred - target).abs().mean())
+    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.train.amp)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    walls, cpus = [], []
     for i in range(steps + 1):
-        start = time.perf_counter()
+        sync()
+        start, cpu = time.perf_counter(), time.process_time()
         opt.zero_grad(set_to_none=True)
-        (model(blur) - sharp).abs().mean().backward()
+        with torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext():
+            pred = model(blur)
+        value = loss(pred, sharp)
+        (value[0] if isinstance(value, tuple) else value).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        if i:  # the first step warms up allocators and kernels
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        sync()
+        if i:
+            walls.append(time.perf_counter() - start)
+            cpus.append(time.process_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def validation_records(run_dir: str | Path) -> list[dict[str, Any]]:
@@ -207,6 +303,7 @@ class RunResult:
     summary: dict[str, Any]  # nafft eval's summary.json
     val_records: list[dict[str, Any]]
     train_seconds: float | None
+    train_cpu_seconds: float | None = None
 
     @property
     def curve(self) -> list[tuple[int, float]]:
@@ -219,7 +316,8 @@ class RunResult:
         return {"seed": self.seed, "run_dir": _rel(self.run_dir), "checkpoint": _rel(self.checkpoint),
                 "iterations": self.iterations, "psnr": s["psnr"], "ssim": s["ssim"], "ssim3d": s["ssim3d"],
                 "improved_images": s["improved_images"], "ms_per_image": s["seconds_per_image"] * 1000,
-                "train_seconds": self.train_seconds}
+                "train_seconds": self.train_seconds, "train_cpu_seconds": self.train_cpu_seconds,
+                "eval_cpu_seconds": s.get("cpu_seconds")}
 
 
 def _rel(path: Path) -> str:
@@ -256,29 +354,48 @@ def evaluate_run(checkpoint: Path, test: Sequence[Path], out_dir: Path, panels: 
                     settings=settings).summary
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (data-loader workers), user + system."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 class _TrainTime:
-    """Forwards the trainer's hooks to `inner` and keeps run_dir/train_seconds.json: the training time up to the
-    newest checkpoint, summed over the segments of an interrupted and resumed run (the work after the last
+    """Forwards the trainer's hooks to `inner` and keeps run_dir/train_seconds.json: the wall and CPU time of training
+    up to the newest checkpoint, summed over the segments of an interrupted and resumed run (the work after the last
     checkpoint of a killed segment is done again, so it does not count)."""
 
     def __init__(self, inner, path: Path):
         self.inner, self.path = inner, path
-        self.before = read_train_seconds(path) or 0.0
-        self.start = time.perf_counter()
+        before = _read_json(path)
+        self.before = float(before.get("seconds", 0.0))
+        self.cpu_before = float(before.get("cpu_seconds", 0.0))
+        self.start, self.cpu_start = time.perf_counter(), cpu_seconds()
 
     def on_checkpoint(self, iteration: int, state: Path) -> None:
         seconds = self.before + time.perf_counter() - self.start
-        atomic_write_text(self.path, json.dumps({"seconds": seconds, "iteration": iteration}))
+        cpu = self.cpu_before + cpu_seconds() - self.cpu_start
+        atomic_write_text(self.path, json.dumps({"seconds": seconds, "cpu_seconds": cpu, "iteration": iteration}))
         getattr(self.inner, "on_checkpoint", lambda *a: None)(iteration, state)
 
     def __getattr__(self, name: str):
         return getattr(self.inner, name)
 
 
-def read_train_seconds(path: Path) -> float | None:
+def _read_json(path: Path) -> dict[str, Any]:
     try:
-        return float(json.loads(path.read_text())["seconds"])
-    except (OSError, ValueError, KeyError, TypeError):
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def read_train_seconds(path: Path, key: str = "seconds") -> float | None:
+    """The training time recorded in a run's train_seconds.json: `seconds` (wall) or `cpu_seconds` (None for runs
+    recorded before CPU time was)."""
+    try:
+        return float(_read_json(path)[key])
+    except (KeyError, ValueError, TypeError):
         return None
 
 
@@ -300,14 +417,17 @@ def train_and_evaluate(name: str, config, run_dir: Path, test: Sequence[Path], p
         done = latest_state(run_dir / "checkpoints")
         if done is None or done[0] < config.train.iterations:
             train(config, run_dir, resume=True, callback=_TrainTime(callback or LoggingCallback(), timing))
+        cpu = cpu_seconds()
         summary = evaluate_run(checkpoint, test, run_dir / "eval", panels=panels)
         summary["iteration"] = config.train.iterations
+        summary["cpu_seconds"] = cpu_seconds() - cpu
         atomic_write_text(run_dir / "eval" / "summary.json", json.dumps(summary, indent=2) + "\n")
-    model = build_model(config.model)
+    model = build_model(config.model_config())
     params = count_parameters(model)  # while training: DO-Conv unfolded
     macs = count_macs(reparameterize(model).eval(), (256, 256))
     return RunResult(name, config.train.seed, run_dir, checkpoint, config.train.iterations, params, macs, summary,
-                     validation_records(run_dir), read_train_seconds(timing))
+                     validation_records(run_dir), read_train_seconds(timing),
+                     read_train_seconds(timing, "cpu_seconds"))
 
 
 def _finished_summary(eval_dir: Path, checkpoint: Path, iterations: int) -> dict[str, Any] | None:
