@@ -121,6 +121,7 @@ def test_nafft_ablate_end_to_end_reports_paired_differences_with_intervals(tmp_p
     assert f"[{paired['low']:+.3f}, {paired['high']:+.3f}]" in md and "| 95% interval | resolved |" in md
     assert "nafft ablate --configs" in md and "--seeds 3" in md  # the command, for the record
     assert "Per-seed PSNR differences to `base`" in md and f"{diffs[2]:+.3f}" in md
+    assert "(ablation_differences.png)" in md and (tmp_path / "abl" / "ablation_differences.png").stat().st_size > 1000
     printed = capsys.readouterr().out
     assert "95% interval" in printed and f"{paired['mean']:+.3f}" in printed
 
@@ -134,3 +135,24 @@ def test_a_time_budget_is_shared_by_every_run_of_the_job(tmp_path, monkeypatch):
     paths = {name: runs.find_config(name) for name in opts.configs}
     # 10 minutes x 0.8 for the steps / (3 seeds x 2 configs x 0.5 s) = 160 iterations
     assert ablate._budget(opts, paths, None)[0] == 160
+
+
+def test_a_setting_added_to_the_config_later_at_its_default_does_not_orphan_finished_runs(tmp_path, tiny_configs):
+    """A run folder made before a training setting existed has no such key in its config.yaml; at its default the
+    setting is what the run did, so the folder is still accepted (anything else is refused)."""
+    import yaml
+
+    from nafft.config import to_dict
+    from nafft.errors import UserError
+    from nafft.experiments.ablate import check_existing_runs
+    from nafft.experiments.runs import recipe_config
+
+    config = recipe_config(tiny_configs[0], (tmp_path,), None, 10, 42)
+    saved = to_dict(config)
+    del saved["train"]["val_panels"]  # as if val_panels had been added after the run
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert check_existing_runs([("base", 42, config, tmp_path / "run")], 10, False, tmp_path) == {}
+    changed = recipe_config(tiny_configs[0], (tmp_path,), None, 10, 42, overrides=("train.val_panels=5",))
+    with pytest.raises(UserError, match=r"other settings \(base seed 42: train.val_panels\)"):
+        check_existing_runs([("base", 42, changed, tmp_path / "run")], 10, False, tmp_path)

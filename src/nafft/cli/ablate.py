@@ -15,14 +15,16 @@ HELP = "train several configs for the same budget and seeds, evaluate on one hel
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--configs", nargs="+", default=list(DEFAULT_CONFIGS), metavar="CONFIG",
                         help="recipe names (nafft configs) or files; the first is the reference (default: the notes' "
-                             f"five: {' '.join(DEFAULT_CONFIGS)})")
+                             f"five and three FFT ideas: {' '.join(DEFAULT_CONFIGS)})")
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--iterations", type=positive_int, default=None,
                         help="training iterations of every run (default 1000)")
     budget.add_argument("--minutes", type=positive_float, default=None,
                         help="instead of --iterations: training time of the whole job (configs x seeds), turned into "
                              "one iteration count by timing a few steps of each config here (once per folder)")
-    parser.add_argument("--seeds", type=positive_int, default=2, help="runs per config (seeds --seed, --seed+1, ...)")
+    parser.add_argument("--seeds", type=positive_int, default=3,
+                        help="runs per config (seeds --seed, --seed+1, ...; default 3, the fewest that give a paired "
+                             "interval worth reading)")
     parser.add_argument("--seed", type=int, default=42, help="first training seed")
     parser.add_argument("--independent-init", action="store_true",
                         help="every run starts from its own seeded initialisation (default: the paired design, every "

@@ -27,7 +27,7 @@ import torch
 
 from nafft.config import diff_keys, to_dict
 from nafft.errors import UserError
-from nafft.experiments.plots import plot_curves
+from nafft.experiments.plots import plot_curves, plot_differences
 from nafft.experiments.runs import (
     RunResult,
     SynthPlan,
@@ -48,8 +48,12 @@ from nafft.fileio import atomic_write_text
 log = logging.getLogger(__name__)
 
 # The notes' five, at the CPU scale: baseline, +ECA, +ECA+FFT skips (FFT loss), +DO-Conv with 12 blocks,
-# +DO-Conv with 28 blocks and L1 only (at the `small` size the last encoder stage has 1 vs 2 blocks).
-DEFAULT_CONFIGS = ("nafnet-small", "nafft-v1-small", "nafft-v2-small", "nafft-v3-small", "nafft-v4-small")
+# +DO-Conv with 28 blocks and L1 only (at the `small` size the last encoder stage has 1 vs 2 blocks); then the FFT
+# ideas the notes left untried or entangled: an FFT branch in every block (FNAFNet), the FFT skips without the FFT
+# loss, the FFT loss without the FFT skips.
+NOTES_CONFIGS = ("nafnet-small", "nafft-v1-small", "nafft-v2-small", "nafft-v3-small", "nafft-v4-small")
+FFT_CONFIGS = ("nafnet-block-fft-small", "nafft-v2-psnr-small", "nafnet-fft-loss-small")
+DEFAULT_CONFIGS = NOTES_CONFIGS + FFT_CONFIGS
 # The share of a time budget planned for the training steps themselves; the rest covers data loading, validation
 # and checkpoints.
 STEP_SHARE = 0.8
@@ -69,6 +73,7 @@ class Layout:
     summary: str = "ablation.json"
     report: str = "ablation.md"
     curves: str = "ablation_curves.png"
+    differences: str = "ablation_differences.png"
     title: str = "Ablation"
 
 
@@ -104,7 +109,7 @@ class AblationOptions:
     configs: tuple[str, ...] = DEFAULT_CONFIGS
     iterations: int | None = 1000
     minutes: float | None = None
-    seeds: int = 2
+    seeds: int = 3
     seed: int = 42
     shared_init: bool = True
     out: Path = Path("runs/ablation")
@@ -199,8 +204,14 @@ def run_ablation(opts: AblationOptions, callback_factory=None, progress=None) ->
                        title=f"validation PSNR, {iterations} iterations per run"
                              + (f" (mean over {len(seeds)} seeds, band = min-max)" if len(seeds) > 1 else ""),
                        baseline=val_records[0].get("input_psnr") if val_records else None)
+    differences = None
+    if len(seeds) > 1 and len(results) > 1:
+        differences = plot_differences(
+            {name: validation_differences(runs, results[reference]) for name, runs in list(results.items())[1:]},
+            {row["name"]: row["paired_psnr"] for row in summary["rows"][1:] if row["paired_psnr"]},
+            out / layout.differences, reference, summary["confidence"])
     panels = comparison_panels(first, test, out / "panels", opts.comparison_panels)
-    atomic_write_text(out / layout.report, render_markdown(summary, layout.title, plot, panels, out))
+    atomic_write_text(out / layout.report, render_markdown(summary, layout.title, plot, panels, out, differences))
     return summary
 
 
@@ -269,6 +280,9 @@ def check_existing_runs(planned: list[tuple[str, int, Any, Path]], iterations: i
     """
     import yaml
 
+    from nafft.engine.config import TrainConfig
+
+    defaults = to_dict(TrainConfig())
     other: dict[str, list[str]] = {}
     longer: dict[str, int] = {}
     shorter: dict[str, int] = {}
@@ -277,7 +291,8 @@ def check_existing_runs(planned: list[tuple[str, int, Any, Path]], iterations: i
         if not saved.is_file():
             continue
         old = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
-        changed = diff_keys(old, to_dict(config))
+        new = to_dict(config)
+        changed = [k for k in diff_keys(old, new) if not _new_default(old, new, k, defaults)]
         label = f"{name} seed {seed}"
         if [k for k in changed if k not in BUDGET_KEYS]:
             other[label] = [k for k in changed if k not in BUDGET_KEYS]
@@ -299,6 +314,26 @@ def check_existing_runs(planned: list[tuple[str, int, Any, Path]], iterations: i
                        f"another --out")
             raise UserError(f"{where}: runs there were trained for {budgets} iterations ({', '.join(runs)}); {problem}")
     return shorter
+
+
+_ABSENT = object()
+
+
+def _lookup(mapping: Any, key: str) -> Any:
+    for part in key.split("."):
+        if not isinstance(mapping, dict) or part not in mapping:
+            return _ABSENT
+        mapping = mapping[part]
+    return mapping
+
+
+def _new_default(old: dict[str, Any], new: dict[str, Any], key: str, defaults: dict[str, Any]) -> bool:
+    """A setting added to the training config after the run was made, at its default: the run had it too (a new
+    setting must default to the old behaviour)."""
+    if _lookup(old, key) is not _ABSENT or key.startswith("model."):
+        return False
+    default = _lookup(defaults, key)
+    return default is not _ABSENT and not diff_keys(default, _lookup(new, key))
 
 
 # ---------------------------------------------------------------------------------------------------- summary
@@ -425,7 +460,15 @@ PAIRED_CONSOLE_COLUMNS = {"model": "model", "PSNR (dB)": "PSNR dB", "delta PSNR 
                           "CPU s / step": "CPU s/step"}
 
 
-def render_markdown(summary: dict[str, Any], title: str, plot: Path, panels: list[Path], out: Path) -> str:
+def validation_differences(runs: list[RunResult], reference: list[RunResult]) -> list[list[tuple[int, float]]]:
+    """Per seed, (iteration, validation PSNR of the run minus the reference run of that seed) where both have one."""
+    by_seed = {run.seed: dict(run.curve) for run in reference}
+    return [[(i, psnr - by_seed[run.seed][i]) for i, psnr in run.curve if i in by_seed.get(run.seed, {})]
+            for run in runs]
+
+
+def render_markdown(summary: dict[str, Any], title: str, plot: Path, panels: list[Path], out: Path,
+                    differences: Path | None = None) -> str:
     """The report: what was run, the table, how to read it, per-seed differences, extended runs, cost, the
     curves, the comparison panels, per-run reports."""
     seeds = summary["seeds"]
@@ -469,6 +512,8 @@ def render_markdown(summary: dict[str, Any], title: str, plot: Path, panels: lis
                     f"checkpoints, and the evaluations, of all {sum(len(r['runs']) for r in rows)} runs).")
     lines += ["", " ".join(cost)]
     lines += ["", f"![validation PSNR curves]({plot.relative_to(out).as_posix()})", ""]
+    if differences is not None:
+        lines += [f"![paired differences to {summary['reference']}]({differences.relative_to(out).as_posix()})", ""]
     if panels:
         names = " | ".join(row["name"] for row in rows)
         lines += ["## Comparison panels", "", f"blur | {names} | sharp", ""]
