@@ -121,6 +121,8 @@ def test_nafft_ablate_end_to_end_reports_paired_differences_with_intervals(tmp_p
     assert f"[{paired['low']:+.3f}, {paired['high']:+.3f}]" in md and "| 95% interval | resolved |" in md
     assert "nafft ablate --configs" in md and "--seeds 3" in md  # the command, for the record
     assert "Per-seed PSNR differences to `base`" in md and f"{diffs[2]:+.3f}" in md
+    pair = summary["pairwise_psnr"]
+    assert [(p["a"], p["b"]) for p in pair] == [("base", "fft")] and pair[0]["mean"] == pytest.approx(-paired["mean"])
     assert "(ablation_differences.png)" in md and (tmp_path / "abl" / "ablation_differences.png").stat().st_size > 1000
     printed = capsys.readouterr().out
     assert "95% interval" in printed and f"{paired['mean']:+.3f}" in printed

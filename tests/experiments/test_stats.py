@@ -52,3 +52,39 @@ def test_differences_pair_runs_by_seed_not_by_position():
     seeds, diffs = paired_differences(variant, reference, "psnr")
     assert seeds == [44, 42]  # seed 45 has no reference run, seed 43 no variant run
     assert diffs == [pytest.approx(0.1), pytest.approx(0.3)]
+
+
+def _run(name, seed, psnr):
+    from pathlib import Path
+
+    from nafft.experiments.runs import RunResult
+
+    summary = {"psnr": psnr, "ssim": 0.8, "ssim3d": 0.8, "improved_images": 3, "seconds_per_image": 0.1,
+               "input_psnr": 25.0, "input_ssim": 0.7, "images": 4, "cpu_seconds": 10.0}
+    return RunResult(name, seed, Path(f"runs/{name}/seed{seed}"), Path("last.safetensors"), 100, 1000, 10**9,
+                     summary, [], 60.0, 50.0)
+
+
+def test_the_summary_pairs_by_seed_and_the_report_says_what_is_resolved(tmp_path):
+    from nafft.experiments.ablate import format_table, render_markdown, summarize, table_rows
+
+    psnr = {"ref": [27.00, 27.30, 26.90], "up": [27.10, 27.42, 27.04], "noisy": [27.20, 27.10, 26.95]}
+    results = {name: [_run(name, 42 + k, v) for k, v in enumerate(values)] for name, values in psnr.items()}
+    summary = summarize(results, {n: n for n in psnr}, {n: n for n in psnr}, shared={n: 1.0 for n in psnr})
+    summary.update(iterations=100, seeds=[42, 43, 44], train=["t"], test=["x"], machine="m", paired=True)
+    up, noisy = summary["rows"][1]["paired_psnr"], summary["rows"][2]["paired_psnr"]
+    # up: differences 0.10, 0.12, 0.14 -> [0.0703, 0.1697], resolved; noisy: 0.20, -0.20, 0.05 -> not resolved
+    assert up["differences"] == pytest.approx([0.10, 0.12, 0.14]) and up["resolved"]
+    assert (up["low"], up["high"]) == (pytest.approx(0.0703172, abs=1e-6), pytest.approx(0.1696828, abs=1e-6))
+    assert noisy["differences"] == pytest.approx([0.20, -0.20, 0.05]) and not noisy["resolved"]
+    cells = {row["model"]: row for row in table_rows(summary)}
+    assert cells["up"]["resolved"] == "yes: better" and cells["up"]["95% interval"] == "[+0.070, +0.170]"
+    assert cells["noisy"]["resolved"] == "no" and cells["ref"]["delta PSNR (dB)"] == "(reference)"
+    # up minus noisy, paired: -0.10, +0.32, +0.09
+    (pair,) = [p for p in summary["pairwise_psnr"] if (p["a"], p["b"]) == ("up", "noisy")]
+    assert pair["differences"] == pytest.approx([-0.10, 0.32, 0.09])
+    assert summary["cpu_hours"] == pytest.approx(9 * 60 / 3600)  # 9 runs x (50 s training + 10 s evaluation)
+    md = render_markdown(summary, "Ablation", tmp_path / "c.png", [], tmp_path)
+    assert "| `up` | +0.100 | +0.120 | +0.140 | +0.120 | 0.020 |" in md  # per-seed differences and their spread
+    assert "| `ref` | +0.120* | +0.017 |" in md and "| `up` |  | -0.103 |" in md  # column minus row
+    assert "yes: better" in format_table(summary)

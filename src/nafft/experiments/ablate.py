@@ -406,11 +406,19 @@ def summarize(results: dict[str, list[RunResult]], configs: dict[str, str], desc
             seeds, diffs = paired_differences(row["runs"], reference["runs"], key)
             row[f"paired_{key}"] = ({"seeds": seeds, "differences": diffs, **paired_interval(diffs, level)}
                                     if diffs else None)
+    pairwise = []  # any two configs, paired by seed: e.g. the FFT loss as nafft-v2 minus nafft-v2-psnr
+    for i, a in enumerate(rows):
+        for b in rows[i + 1:]:
+            seeds, diffs = paired_differences(a["runs"], b["runs"], "psnr")
+            if len(diffs) > 1:
+                pairwise.append({"a": a["name"], "b": b["name"], "seeds": seeds, "differences": diffs,
+                                 **paired_interval(diffs, level)})
     parts = [r.get(k) for row in rows for r in row["runs"] for k in ("train_cpu_seconds", "eval_cpu_seconds")]
     first = next(iter(results.values()))[0].summary
     return {"input_psnr": first["input_psnr"], "input_ssim": first["input_ssim"], "test_images": first["images"],
             "macs_at": "256x256", "reference": reference["name"], "confidence": level,
-            "cpu_hours": sum(parts) / 3600 if parts and None not in parts else None, "rows": rows}
+            "cpu_hours": sum(parts) / 3600 if parts and None not in parts else None, "rows": rows,
+            "pairwise_psnr": pairwise}
 
 
 def _resolved(paired: dict[str, Any] | None) -> str:
@@ -566,6 +574,19 @@ def _paired_notes(summary: dict[str, Any]) -> list[str]:
     if spreads:
         lines += ["", f"Largest spread of the paired differences: {max(spreads):.3f} dB (median "
                       f"{statistics.median(spreads):.3f} dB)."]
+    pairwise = {(p["a"], p["b"]): p for p in summary.get("pairwise_psnr") or []}
+    if len(rows) > 2 and pairwise:
+        names = [row["name"] for row in rows]
+        lines += ["", f"Any two configs, paired by seed: column minus row, mean PSNR difference in dB (the first "
+                      f"row is the delta column above); * where its {level}% interval excludes 0 (intervals in "
+                      f"ablation.json, `pairwise_psnr`, as a minus b):", "",
+                  "| | " + " | ".join(f"`{n}`" for n in names[1:]) + " |", "|---|" + "---:|" * (len(names) - 1)]
+        for i, a in enumerate(names[:-1]):
+            cells = []
+            for j, b in enumerate(names[1:], start=1):
+                p = pairwise.get((a, b))
+                cells.append("" if j <= i or p is None else f"{-p['mean']:+.3f}{'*' if p['resolved'] else ''}")
+            lines.append(f"| `{a}` | " + " | ".join(cells) + " |")
     return lines
 
 
