@@ -185,23 +185,37 @@ def run_ablation(opts: AblationOptions, callback_factory=None, progress=None) ->
         if (run_dir / EXTENDED_FILE).is_file():
             extended[label] = int(json.loads((run_dir / EXTENDED_FILE).read_text())["from"])
     first_configs = {name: planned[i * len(seeds)][2] for i, name in enumerate(paths)}
-    costs = step_costs(first_configs, out / STEP_COST_FILE)
-    shared = ({name: shared_fraction(config, inits[seeds[0]]) for name, config in first_configs.items()}
-              if inits else {})
-    summary = summarize(results, {name: str(path) for name, path in paths.items()},
-                        {name: describe(config) for name, config in first_configs.items()}, costs, shared)
+    summary = _summarize_job(results, paths, first_configs, inits.get(seeds[0]), out)
     summary.update(iterations=iterations, seeds=seeds, train=[str(p) for p in train], test=[str(p) for p in test],
-                   val=None if val is None else str(val), extended_from=extended,
-                   overrides=list(opts.overrides), crop=first_configs[reference].data.patch_size,
-                   batch=first_configs[reference].data.batch_size, threads=torch.get_num_threads(),
-                   step_device=training_device(first_configs[reference]).type,
-                   paired=bool(inits), command=opts.command,
-                   machine=_machine(training_device(first_configs[reference])))
+                   val=None if val is None else str(val), extended_from=extended, overrides=list(opts.overrides),
+                   command=opts.command)
     atomic_write_text(out / layout.summary, json.dumps(summary, indent=2) + "\n")
+    _write_report(summary, results, test, out, layout, opts.comparison_panels)
+    return summary
+
+
+def _summarize_job(results: dict[str, list[RunResult]], paths: dict[str, Path], configs: dict[str, Any],
+                   init: Path | None, out: Path) -> dict[str, Any]:
+    """`summarize` with the step costs, the shared-initialisation shares and what the job ran with and where."""
+    reference = configs[next(iter(configs))]
+    device = training_device(reference)
+    shared = {name: shared_fraction(config, init) for name, config in configs.items()} if init else {}
+    summary = summarize(results, {name: str(path) for name, path in paths.items()},
+                        {name: describe(config) for name, config in configs.items()},
+                        step_costs(configs, out / STEP_COST_FILE), shared)
+    summary.update(crop=reference.data.patch_size, batch=reference.data.batch_size, threads=torch.get_num_threads(),
+                   step_device=device.type, paired=init is not None, machine=_machine(device))
+    return summary
+
+
+def _write_report(summary: dict[str, Any], results: dict[str, list[RunResult]], test: tuple[Path, ...], out: Path,
+                  layout: Layout, panel_count: int) -> None:
+    """The curves, the paired differences, the comparison panels of the first seed's runs and the report."""
+    seeds, reference = summary["seeds"], summary["reference"]
     first = [runs[0] for runs in results.values()]
     val_records = first[0].val_records
     plot = plot_curves({name: [run.curve for run in runs] for name, runs in results.items()}, out / layout.curves,
-                       title=f"validation PSNR, {iterations} iterations per run"
+                       title=f"validation PSNR, {summary['iterations']} iterations per run"
                              + (f" (mean over {len(seeds)} seeds, band = min-max)" if len(seeds) > 1 else ""),
                        baseline=val_records[0].get("input_psnr") if val_records else None)
     differences = None
@@ -210,9 +224,8 @@ def run_ablation(opts: AblationOptions, callback_factory=None, progress=None) ->
             {name: validation_differences(runs, results[reference]) for name, runs in list(results.items())[1:]},
             {row["name"]: row["paired_psnr"] for row in summary["rows"][1:] if row["paired_psnr"]},
             out / layout.differences, reference, summary["confidence"])
-    panels = comparison_panels(first, test, out / "panels", opts.comparison_panels)
+    panels = comparison_panels(first, test, out / "panels", panel_count)
     atomic_write_text(out / layout.report, render_markdown(summary, layout.title, plot, panels, out, differences))
-    return summary
 
 
 def _machine(device: torch.device) -> str:
