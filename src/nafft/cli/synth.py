@@ -7,6 +7,8 @@ import math
 import os
 import sys
 
+from nafft.cli.args import positive_int
+
 HELP = "make synthetic blurred/sharp pairs with a realistic camera model (no downloads)"
 
 EPILOG = """\
@@ -18,13 +20,6 @@ turns the camera model off (gamma 2.2, sensor noise and 8 bits only, everyday mo
 change what you name. --blur shake is the independent evaluation generator (random-walk shake kernels, sRGB,
 Gaussian noise): it takes none of the camera options.
 """
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
 
 
 def _size(text: str) -> int:
@@ -58,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="procedural dead leaves (default); the sample photographs inside installed packages "
                              "(scikit-image, scikit-learn, matplotlib); scikit-image's only; or a folder of "
                              "sharp images (recursive)")
-    parser.add_argument("--count", type=_positive, required=True, help="number of pairs")
+    parser.add_argument("--count", type=positive_int, required=True, help="number of pairs")
     parser.add_argument("--size", type=_size, default=256, help="image side in pixels, at least 8 (default 256)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("-o", "--out", required=True, help="writes OUT/blur/ and OUT/sharp/ (and OUT/synth.json)")
@@ -85,7 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     camera.add_argument("--jpeg", type=_fraction, help="fraction of blurred images saved through JPEG (0.5 / 0)")
     camera.add_argument("--jpeg-quality", type=_quality_range, metavar="LOW-HIGH",
                         help="JPEG quality range (default 60-95)")
-    parser.add_argument("--workers", type=_positive, default=os.cpu_count() or 1,
+    parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
                         help="parallel processes (results do not depend on it; default: all CPUs)")
 
 
