@@ -126,23 +126,25 @@ def _window_sums(a: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def _traceable_local_means(x: torch.Tensor, kernel_size: tuple[int, int]) -> torch.Tensor:
-    """`AvgPool.forward` with TLC for tracing: (B, C, H', W') local means, every size computed from `x.shape`."""
+    """`AvgPool.forward` with TLC for tracing: (B, C, H', W') local means, every size computed from `x.shape`.
+
+    The formula of `_window_sums` (first window, then prefix sums of differences), written with slices whose bounds
+    are tensors; the graph has no Gather (slow in onnxruntime) and its prefix sums run over n - k entries only.
+    """
     out = x.float()
     for dim, k in ((-1, kernel_size[1]), (-2, kernel_size[0])):
         n = torch.as_tensor(out.shape[dim])
         k = torch.clamp(n, max=k)  # the window, clipped to the features
-        prefix = F.pad(out.cumsum(dim), (1, 0) if dim == -1 else (0, 0, 1, 0))  # (..., n + 1) along `dim`
-        start = torch.arange(n - k + 1, device=x.device)
-        out = (prefix.index_select(dim, start + k) - prefix.index_select(dim, start)) / k
+        index = (slice(None),) * (out.dim() + dim)  # everything before `dim`
+        first = out[index + (slice(None, k),)].sum(dim, keepdim=True)
+        steps = (out[index + (slice(k, None),)] - out[index + (slice(None, n - k),)]).cumsum(dim)
+        out = torch.cat([first, first + steps], dim) / k
     return out.to(x.dtype)
 
 
 def _traceable_expand(stats: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """`AvgPool.expand(stats, x.shape)` for tracing: the centred replicate padding as gathers of rows and columns."""
-    out = stats
-    for dim in (-2, -1):
-        n, m = torch.as_tensor(x.shape[dim]), torch.as_tensor(stats.shape[dim])
-        # padding before = (n - m) // 2, so output i reads statistic clamp(i - (n - m) // 2, 0, m - 1)
-        index = torch.arange(n, device=x.device) - torch.div(n - m, 2, rounding_mode="floor")
-        out = out.index_select(dim, torch.minimum(torch.clamp(index, min=0), m - 1))
-    return out
+    """`AvgPool.expand(stats, x.shape)` for tracing: the centred replicate padding, with sizes from the shapes."""
+    h, w = torch.as_tensor(x.shape[-2]), torch.as_tensor(x.shape[-1])
+    sh, sw = torch.as_tensor(stats.shape[-2]), torch.as_tensor(stats.shape[-1])
+    top, left = torch.div(h - sh, 2, rounding_mode="floor"), torch.div(w - sw, 2, rounding_mode="floor")
+    return F.pad(stats, (left, w - sw - left, top, h - sh - top), mode="replicate")
