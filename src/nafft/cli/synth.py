@@ -15,7 +15,8 @@ EPILOG = """\
 The default is the realistic training generator: per pair an exposure factor in [1-s, 1+s] before clipping
 (highlight saturation), Poisson-Gaussian sensor noise in linear light (RSBlur's typical level times a gain in
 [1/4, 4]), a random camera response (gamma 2.0-2.6, sRGB or a filmic S-curve), a motion mixture (still,
-everyday median 6 px, long 20-40 px), mild defocus and JPEG on a share of the blurred images. --profile basic
+everyday median 6 px, long 20-40 px), scenes with out-of-focus regions (soft in the target too) and JPEG on a
+share of the blurred images; defocus of the input alone is an option, off by default. --profile basic
 turns the camera model off (gamma 2.2, sensor noise and 8 bits only, everyday motion); single options then
 change what you name. --blur shake is the independent evaluation generator (random-walk shake kernels, sRGB,
 Gaussian noise): it takes none of the camera options.
@@ -71,7 +72,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     camera.add_argument("--still", type=_fraction,
                         help="fraction of pairs with at most 1 px of motion, half of them none (0.1 / 0)")
     camera.add_argument("--defocus", type=_fraction,
-                        help="fraction of pairs with mild defocus, disc radius 0.5-2 px (0.2 / 0)")
+                        help="fraction of pairs whose blurred image is also mildly out of focus, disc radius 0.5-2 "
+                             "px, target sharp (0 / 0)")
+    camera.add_argument("--soft", type=_fraction,
+                        help="fraction of scenes with out-of-focus regions or wholly out of focus (depth of field, "
+                             "disc radius 1-4 px), in the target too (0.25 / 0)")
     camera.add_argument("--saturation", type=float,
                         help="exposure factor drawn from [1-S, 1+S] before clipping at 1, S in [0, 0.95] "
                              "(0.75 as RSBlur / 0)")
@@ -119,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"input PSNR (blur vs sharp) dB: min {q[0]:.1f}, p10 {q[1]:.1f}, median {q[2]:.1f}, "
               f"p90 {q[3]:.1f}, max {q[4]:.1f}; motion px: median {np.median([p.motion_px for p in pairs]):.1f}")
         if settings.blur != "shake":
-            print(f"defocus {np.mean([p.defocus_px > 0 for p in pairs]):.0%} of pairs, "
+            print(f"out-of-focus scenes {np.mean([p.soft_px > 0 for p in pairs]):.0%}, "
+                  f"defocus {np.mean([p.defocus_px > 0 for p in pairs]):.0%} of pairs, "
                   f"JPEG {np.mean([p.jpeg_quality > 0 for p in pairs]):.0%}, "
                   f"exposure {min(p.exposure for p in pairs):.2f}-{max(p.exposure for p in pairs):.2f}")
     return 0

@@ -210,3 +210,15 @@ def test_folders_of_an_older_generator_are_refused(tmp_path):
     (tmp_path / "old" / "synth.json").write_text(json.dumps({"nafft_synth": 1, "source": "deadleaves"}))
     with pytest.raises(SynthError, match="older nafft synth"):
         synthesize_pairs(tmp_path / "old", count=1, size=16)
+
+
+def test_out_of_focus_scenes_are_soft_in_the_target_too():
+    soft = SynthSettings.basic(size=48, seed=12, soft=1.0, noise=0.0, still=1.0)
+    focused = SynthSettings.basic(size=48, seed=12, noise=0.0, still=1.0)
+    pairs = [(make_pair(soft, i), make_pair(focused, i)) for i in range(8)]
+    assert all(1.0 <= s.soft_px <= 4.0 and f.soft_px == 0 for s, f in pairs)
+    # the same scene, softer in the target (where out of focus), and the blurred input as soft as its target
+    assert all(_gradient_energy(s.sharp) < _gradient_energy(f.sharp) for s, f in pairs)
+    assert np.mean([s.psnr for s, _ in pairs]) > 35
+    share = [make_pair(SynthSettings(size=16, seed=13), i).soft_px > 0 for i in range(200)]
+    assert np.mean(share) == pytest.approx(0.25, abs=0.08)

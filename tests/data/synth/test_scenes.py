@@ -39,3 +39,29 @@ def test_photo_crops_down_scale_without_aliasing_and_keep_the_centre():
     small = (rng.random((70, 80, 3)) * 255).astype(np.uint8)
     assert random_photo_crop(small, 64, np.random.default_rng(2)).shape == (64, 64, 3)  # never up-scaled past 1
     assert MAX_DOWNSCALE >= 2
+
+
+def test_focus_masks_cover_all_or_part_and_keep_the_centre():
+    from nafft.data.synth.scenes import focus_mask
+
+    masks = [focus_mask(np.random.default_rng(s), 48, 0) for s in range(60)]
+    whole = [m.min() == 1.0 for m in masks]
+    assert np.mean(whole) == pytest.approx(1 / 3, abs=0.15)
+    partial = [m for m, w in zip(masks, whole) if not w]
+    assert all(0.0 <= m.min() and m.max() <= 1.0 for m in partial)
+    assert np.mean([m.mean() for m in partial]) == pytest.approx(0.5, abs=0.15)  # in focus about half the time
+    assert all(np.abs(np.diff(m, axis=1)).max() < 0.5 for m in partial)  # soft edges, no jumps
+    wide = focus_mask(np.random.default_rng(7), 48, 10)
+    np.testing.assert_array_equal(wide[10:58, 10:58], focus_mask(np.random.default_rng(7), 48, 0))
+
+
+def test_depth_of_field_blurs_only_where_the_mask_says():
+    from nafft.data.synth.scenes import depth_of_field
+
+    rng = np.random.default_rng(0)
+    canvas = rng.random((40, 40, 3))
+    mask = np.zeros((40, 40), np.float32)
+    mask[:, 20:] = 1.0
+    out = depth_of_field(canvas, mask, 2.0)
+    np.testing.assert_array_equal(out[:, :20], canvas[:, :20])
+    assert out[:, 24:].std() < 0.6 * canvas[:, 24:].std()

@@ -1,9 +1,11 @@
 """Synthetic blurred/sharp pairs: the settings, one pair from (settings, seed, index), and the folder writer.
 
 The training generator ("gopro" or "kernel" blur), per pair:
-1. a sharp scene (dead leaves, or a random view of a photograph) with room around it for the motion;
+1. a sharp scene (dead leaves, or a random view of a photograph) with room around it for the motion; in a share
+   of the scenes part or all of it is out of focus (depth of field), in the sharp target too, so that a model
+   learns to remove motion blur and leave soft backgrounds soft;
 2. linear light (gamma `SOURCE_GAMMA`) times a random exposure factor (highlight saturation);
-3. optional mild defocus, then the motion blur (frames averaged along a camera path, or its kernel); the path
+3. optional mild defocus of the whole pair's input (off by default), then the motion blur (frames averaged along a camera path, or its kernel); the path
    length comes from a mixture of still, everyday and long shakes;
 4. both images clipped at 1 (so highlights smear as they do in real shake), Poisson-Gaussian sensor noise on the
    blurred one;
@@ -51,7 +53,7 @@ class SynthError(UserError):
 @dataclass(frozen=True)
 class SynthSettings:
     """Everything that determines the pairs (stored as OUT/synth.json). Defaults: the realistic training
-    generator; `SynthSettings.basic()` turns the camera model off (fixed gamma, no saturation, JPEG, defocus,
+    generator; `SynthSettings.basic()` turns the camera model off (fixed gamma, no saturation, JPEG, defocus, depth of field,
     long or still pairs).
 
     Attributes:
@@ -65,7 +67,11 @@ class SynthSettings:
         noise: multiplier of the sensor noise's standard deviation (0 = none).
         long_motion: fraction of pairs with a long shake (`motion.LONG_MOTION_PX` times strength).
         still: fraction of pairs with at most `motion.STILL_MOTION_PX` of motion (half of them none).
-        defocus: fraction of pairs with mild defocus (disc radius uniform in `motion.DEFOCUS_RADIUS_PX`).
+        defocus: fraction of pairs whose blurred image is also mildly out of focus (disc radius uniform in
+            `motion.DEFOCUS_RADIUS_PX`) while the target is sharp: teaches refocusing, but conflicts with leaving
+            soft backgrounds alone, so off by default.
+        soft: fraction of scenes with out-of-focus regions (or all out of focus): `scenes.focus_mask`, a disc of
+            radius uniform in `motion.DEPTH_OF_FIELD_RADIUS_PX`, in the sharp target as well.
         saturation: exposure factor drawn from [1 - s, 1 + s] before clipping at 1 (0 = off; RSBlur: 0.75).
         response: "random" (a random camera curve per pair, `camera.random_response`) or "gamma" (2.2).
         jpeg: fraction of blurred images saved through JPEG.
@@ -80,7 +86,8 @@ class SynthSettings:
     noise: float = 1.0
     long_motion: float = 0.25
     still: float = 0.1
-    defocus: float = 0.2
+    defocus: float = 0.0
+    soft: float = 0.25
     saturation: float = 0.75
     response: str = "random"
     jpeg: float = 0.5
@@ -99,7 +106,7 @@ class SynthSettings:
         for name, high in (("strength", 10), ("noise", 10), ("saturation", 0.95)):
             if not 0 <= getattr(self, name) <= high:
                 raise SynthError(f"{name} must be in [0, {high}], got {getattr(self, name)}")
-        for name in ("long_motion", "still", "defocus", "jpeg"):
+        for name in ("long_motion", "still", "defocus", "soft", "jpeg"):
             if not 0 <= getattr(self, name) <= 1:
                 raise SynthError(f"{name} is a fraction of the pairs in [0, 1], got {getattr(self, name)}")
         if self.long_motion + self.still > 1:
@@ -122,7 +129,7 @@ class SynthSettings:
 
 
 # The options of the realistic camera model and the values that turn each off.
-_CAMERA_OFF = {"long_motion": 0.0, "still": 0.0, "defocus": 0.0, "saturation": 0.0, "response": "gamma",
+_CAMERA_OFF = {"long_motion": 0.0, "still": 0.0, "defocus": 0.0, "soft": 0.0, "saturation": 0.0, "response": "gamma",
                "jpeg": 0.0}
 CAMERA_OPTIONS = tuple(_CAMERA_OFF)
 
@@ -137,6 +144,7 @@ class SynthPair:
         motion_px: path length of the camera motion (largest extent of the kernel for "shake").
         frames: frames averaged ("gopro"); 0 for the kernel blurs.
         defocus_px: disc radius of the defocus, 0 for none.
+        soft_px: disc radius of the scene's out-of-focus regions, 0 for a scene in focus.
         jpeg_quality: JPEG quality of the blurred image, 0 for none.
         exposure: the exposure factor before clipping.
     """
@@ -147,6 +155,7 @@ class SynthPair:
     motion_px: float
     frames: int
     defocus_px: float = 0.0
+    soft_px: float = 0.0
     jpeg_quality: int = 0
     exposure: float = 1.0
 
@@ -187,11 +196,12 @@ def make_pair(settings: SynthSettings, index: int, paths: list[Path] | None = No
 
     The scene, the motion, the noise and the camera (exposure and response curve) draw from separate
     generators, so the sharp image depends only on (source, size, seed, index, saturation, response): the same
-    scenes appear blurred more or less with another strength, blur type, noise or JPEG setting.
+    scenes appear blurred more or less with another strength, blur type, noise or JPEG setting. Depth of field
+    draws from a fifth generator: it changes the scene of the pairs it is drawn for, no other.
     """
     paths = source_paths(settings.source) if paths is None else paths
-    scene_rng, motion_rng, noise_rng, camera_rng = (
-        np.random.default_rng((settings.seed, int(index), s)) for s in range(4))
+    scene_rng, motion_rng, noise_rng, camera_rng, focus_rng = (
+        np.random.default_rng((settings.seed, int(index), s)) for s in range(5))
     if settings.blur == "shake":
         return _shake_pair(settings, paths, scene_rng, motion_rng, noise_rng)
     size = settings.size
@@ -200,12 +210,14 @@ def make_pair(settings: SynthSettings, index: int, paths: list[Path] | None = No
     with_defocus = motion_rng.random() < settings.defocus
     radius = motion_rng.uniform(*motion.DEFOCUS_RADIUS_PX)
     radius = radius if with_defocus else 0.0
-    defocus_reach = motion.disc_kernel(radius).shape[0] // 2 if radius else 0
+    soft = focus_rng.random() < settings.soft
+    soft_radius = focus_rng.uniform(*motion.DEPTH_OF_FIELD_RADIUS_PX) if soft else 0.0
+    reach = sum(motion.disc_kernel(r).shape[0] // 2 for r in (radius, soft_radius) if r)
     if settings.blur == "kernel":
         kernel = motion.motion_kernel(trajectory)
-        margin = kernel.shape[0] // 2 + 3 + defocus_reach
+        margin = kernel.shape[0] // 2 + 3 + reach
     else:
-        margin = motion.trajectory_margin(trajectory, size) + defocus_reach
+        margin = motion.trajectory_margin(trajectory, size) + reach
     canvas = _scene(settings, scene_rng, paths, margin)
 
     exposure = camera.exposure_factor(camera_rng, settings.saturation)
@@ -213,6 +225,8 @@ def make_pair(settings: SynthSettings, index: int, paths: list[Path] | None = No
     if settings.response == "gamma":
         response = camera.ResponseCurve()
     linear = canvas.astype(np.float64) ** camera.SOURCE_GAMMA * exposure
+    if soft_radius:
+        linear = scenes.depth_of_field(linear, scenes.focus_mask(focus_rng, size, margin), soft_radius)
     sharp_linear = linear[margin:margin + size, margin:margin + size]
     if radius:
         linear = motion.defocus(linear, radius)
@@ -231,7 +245,7 @@ def make_pair(settings: SynthSettings, index: int, paths: list[Path] | None = No
         blur = camera.jpeg_roundtrip(blur, quality)
     return SynthPair(blur=blur, sharp=sharp, psnr=psnr(blur, sharp), motion_px=trajectory.length,
                      frames=len(trajectory.angles) if settings.blur == "gopro" else 0, defocus_px=radius,
-                     jpeg_quality=quality if with_jpeg else 0, exposure=exposure)
+                     soft_px=soft_radius, jpeg_quality=quality if with_jpeg else 0, exposure=exposure)
 
 
 def _shake_pair(settings: SynthSettings, paths: list[Path], scene_rng: np.random.Generator,

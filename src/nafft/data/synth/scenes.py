@@ -266,3 +266,34 @@ def random_photo_crop(photo: np.ndarray, size: int, rng: np.random.Generator, ma
                         align_corners=False)[0]
     out = out.clamp(0, 1).numpy().transpose(1, 2, 0)
     return np.ascontiguousarray(dihedral(out, transform), dtype=np.float32)
+
+
+# ------------------------------------------------------------------------------------------------ depth of field
+
+
+def focus_mask(rng: np.random.Generator, size: int, margin: int, knots: int = 4) -> np.ndarray:
+    """Where a scene is out of focus, float32 (size + 2 margin, size + 2 margin) in [0, 1]: the whole view (a
+    third of the draws) or the regions where a smooth random field, bilinear over a knot grid spanning the central
+    square, passes a random level, with soft edges. The central square does not depend on `margin` (the field
+    is held constant beyond the square's border)."""
+    whole, level = rng.random(), rng.uniform(0.3, 0.7)
+    softness = rng.uniform(2.0, 8.0) * knots / size  # field units over which the edge fades: ~4-16+ pixels
+    grid = rng.random((knots + 1, knots + 1))
+    side = size + 2 * margin
+    if whole < 1 / 3:
+        return np.ones((side, side), np.float32)
+    position = np.clip((np.arange(side) + 0.5 - margin) / size, 0.0, 1.0) * knots  # knot units, clamped outside
+    lower = np.minimum(np.floor(position).astype(np.int64), knots - 1)
+    frac = position - lower
+    rows = grid[lower] * (1 - frac)[:, None] + grid[lower + 1] * frac[:, None]
+    field = rows[:, lower] * (1 - frac) + rows[:, lower + 1] * frac
+    return np.clip((field - level) / softness + 0.5, 0.0, 1.0).astype(np.float32)
+
+
+def depth_of_field(canvas: np.ndarray, mask: np.ndarray, radius: float) -> np.ndarray:
+    """`canvas` (linear light, (H, W, 3)) blurred by an out-of-focus disc of `radius` pixels where `mask` is 1,
+    unchanged where it is 0, blended in between."""
+    from nafft.data.synth.motion import defocus
+
+    blurred = defocus(canvas, radius)
+    return canvas + mask[..., None] * (blurred - canvas)
