@@ -133,10 +133,12 @@ def _ssim_sum(moments: torch.Tensor) -> torch.Tensor:
     c1 = (K1 * DATA_RANGE) ** 2
     c2 = (K2 * DATA_RANGE) ** 2
     mu_x, mu_y, sq, xy = moments
-    mu_xy = mu_x * mu_y
-    mu_sq = torch.addcmul(mu_x * mu_x, mu_y, mu_y)
-    num = (mu_xy * 2 + c1).mul_((xy - mu_xy).mul_(2).add_(c2))
-    den = (mu_sq + c1).mul_((sq - mu_sq).add_(c2))
+    num = torch.mul(mu_x, mu_y)
+    den = torch.mul(mu_x, mu_x).addcmul_(mu_y, mu_y)
+    cs_num = torch.sub(xy, num).mul_(2).add_(c2)  # 2 cov_xy + c2
+    cs_den = torch.sub(sq, den).add_(c2)  # var_x + var_y + c2
+    num.mul_(2).add_(c1).mul_(cs_num)
+    den.add_(c1).mul_(cs_den)
     return num.div_(den).sum()
 
 
