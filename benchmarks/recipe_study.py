@@ -3,7 +3,8 @@ CPU time on the same training pairs and scores each on held-out synthetic photog
 
 Every candidate starts from configs/nafft-photo.yaml and changes one thing (model size, crop, loss, learning rate,
 data mix). Its step time is measured first (same process, same threads), and its iteration count is
-`--minutes` of training at that speed, so a slower model trains fewer steps. Each is scored (EMA weights, TLC as
+`--minutes` of training at that speed, so a slower model trains fewer steps. Step times are CPU seconds of this
+process (run it with one thread), so other jobs on the machine do not change the budgets. Each is scored (EMA weights, TLC as
 its crops imply) on every `--test` folder separately; the table gives PSNR gain over the blurry input per folder.
 
     python benchmarks/recipe_study.py --train T_PHOTOS T_LEAVES --val VAL --test TEST_A TEST_B \\
@@ -25,7 +26,7 @@ from pathlib import Path
 import torch
 
 from nafft.engine.config import build_config, read_config_file
-from nafft.experiments.runs import calibrate_step_seconds, evaluate_run, find_config
+from nafft.experiments.runs import evaluate_run, find_config
 from nafft.profiling import count_macs, count_parameters
 
 DEEP = {"enc_blocks": [1, 1, 2, 6], "middle_blocks": 2, "dec_blocks": [1, 1, 1, 1]}
@@ -47,6 +48,30 @@ def _merge(base: dict, top: dict) -> dict:
     for key, value in top.items():
         out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
     return out
+
+
+def cpu_step_seconds(config, steps: int = 3) -> float:
+    """Median CPU seconds of one training step (forward, backward, AdamW) of `config`'s model at its batch and crop,
+    on random data. CPU time of this process, not wall time: another job on the machine does not change it."""
+    from nafft.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(config.model_config())
+    batch, size = config.data.batch_size, config.data.patch_size
+    blur, sharp = torch.rand(batch, 3, size, size), torch.rand(batch, 3, size, size)
+    if config.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        blur, sharp = (t.contiguous(memory_format=torch.channels_last) for t in (blur, sharp))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    times = []
+    for i in range(steps + 1):
+        start = time.process_time()
+        opt.zero_grad(set_to_none=True)
+        (model(blur) - sharp).abs().mean().backward()
+        opt.step()
+        if i:  # the first step warms up allocators and kernels
+            times.append(time.process_time() - start)
+    return statistics.median(times)
 
 
 def candidate_config(name: str, train: list[str], val: str, seconds_per_step: float | None, minutes: float,
@@ -89,7 +114,7 @@ def main() -> int:
         rounds = {name: [] for name in args.candidates}
         for _ in range(3):
             for name, probe in probes.items():
-                rounds[name].append(calibrate_step_seconds(probe, steps=3))
+                rounds[name].append(cpu_step_seconds(probe, steps=3))
         steps = {name: statistics.median(times) for name, times in rounds.items()}
         args.out.mkdir(parents=True, exist_ok=True)
         timing.write_text(json.dumps(steps, indent=2))
