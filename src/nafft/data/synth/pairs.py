@@ -53,8 +53,8 @@ class SynthError(UserError):
 @dataclass(frozen=True)
 class SynthSettings:
     """Everything that determines the pairs (stored as OUT/synth.json). Defaults: the realistic training
-    generator; `SynthSettings.basic()` turns the camera model off (fixed gamma, no saturation, JPEG, defocus, depth of field,
-    long or still pairs).
+    generator; `SynthSettings.basic()` turns the camera model off (fixed gamma; no saturation, JPEG, defocus,
+    depth of field, long or still pairs).
 
     Attributes:
         source: "deadleaves", "packages" (the photographs inside installed packages, `scenes.package_photos`),
@@ -129,8 +129,8 @@ class SynthSettings:
 
 
 # The options of the realistic camera model and the values that turn each off.
-_CAMERA_OFF = {"long_motion": 0.0, "still": 0.0, "defocus": 0.0, "soft": 0.0, "saturation": 0.0, "response": "gamma",
-               "jpeg": 0.0}
+_CAMERA_OFF = {"long_motion": 0.0, "still": 0.0, "defocus": 0.0, "soft": 0.0, "saturation": 0.0,
+               "response": "gamma", "jpeg": 0.0}
 CAMERA_OPTIONS = tuple(_CAMERA_OFF)
 
 
