@@ -395,6 +395,11 @@ def test_model_init_starts_a_new_run_from_given_weights(pair_data, tmp_path, cap
     assert main(["train", "-c", str(first / "config.yaml"), "-o", str(tmp_path / "cli"), "--init", str(weights),
                  "--set", "train.iterations=1", "--no-progress"]) == 0
     assert yaml.safe_load((tmp_path / "cli" / "config.yaml").read_text())["model"]["init"] == str(weights)
+    # a warm-started run resumes without repeating --init (the starting weights are not part of the architecture)
+    longer = ["train", "-c", str(first / "config.yaml"), "-o", str(tmp_path / "cli"), "--resume",
+              "--set", "train.iterations=2", "--no-progress"]
+    assert main(longer) == 0
+    assert yaml.safe_load((tmp_path / "cli" / "config.yaml").read_text())["train"]["iterations"] == 2
 
 
 def test_memory_format_auto_trains_like_nchw(pair_data, tmp_path):

@@ -12,7 +12,14 @@ from nafft.experiments.runs import find_config
 
 @pytest.mark.slow
 def test_demo_end_to_end_in_a_temp_folder(tmp_path, tiny_configs, monkeypatch, capsys):
+    import nafft.weights
+    from nafft.models import build_model, save_model
+
     monkeypatch.chdir(tmp_path)
+    weights = tmp_path / "weights"
+    save_model(build_model({"width": 8, "enc_blocks": (1, 1), "middle_blocks": 1, "dec_blocks": (1, 1)}),
+               weights / "nafft-photo.safetensors", {nafft.weights.CARD_KEY: json.dumps({"summary": "tiny"})})
+    monkeypatch.setattr(nafft.weights, "_folder", lambda: weights)
     args = ["demo", "--out", "runs/demo", "--minutes", "0.05", "--models", *map(str, tiny_configs),
             "--train-pairs", "6", "--test-pairs", "1", "--val-pairs", "1"]
     assert main(args) == 0
@@ -46,6 +53,15 @@ def test_demo_end_to_end_in_a_temp_folder(tmp_path, tiny_configs, monkeypatch, c
     assert "panels/" in report and "(base/eval/report.md)" in report
     printed = capsys.readouterr().out
     assert f"{summary['rows'][1]['psnr_mean']:.2f}" in printed and "held-out images" in printed
+    # the bundled default model, scored on the same held-out images, with its own panels and report section
+    bundled = summary["bundled"]
+    own = json.loads((out / "nafft-photo" / "eval" / "summary.json").read_text())
+    assert bundled["psnr"] == own["psnr"] and bundled["images"] == own["images"] == summary["test_images"]
+    assert sum(r["images"] for r in bundled["per_set"].values()) == bundled["images"]
+    assert bundled["panels"] and all((out / p).is_file() for p in bundled["panels"])
+    assert "## The bundled default model, `nafft-photo`" in report and bundled["panels"][0] in report
+    assert f"the bundled default model nafft-photo (trained by nafft, not by this demo) on the same " \
+           f"{bundled['images']} images: PSNR {bundled['psnr']:.2f} dB" in printed
 
     # A re-run with the same options reuses the finished runs; other data is refused, nothing overwritten.
     mtime = os.path.getmtime(out / "base" / "checkpoints" / "last.safetensors")

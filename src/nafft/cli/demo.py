@@ -9,7 +9,8 @@ from pathlib import Path
 from nafft.cli.args import add_threads_argument, positive_float, positive_int
 from nafft.experiments.demo import DEFAULT_MODELS
 
-HELP = "synthesise data, train NAFNet and NAFFT-Net for an equal budget, evaluate both and report (CPU, minutes)"
+HELP = ("synthesise data, train NAFNet and NAFFT-Net for an equal budget, evaluate both and the bundled default "
+        "model, report (CPU, minutes)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -96,8 +97,19 @@ def synth_progress():
 
 
 def run(args: argparse.Namespace) -> int:
-    from nafft.experiments.demo import demo_options
+    from nafft.experiments.demo import demo_options, evaluate_bundled
 
-    run_job(demo_options(out=args.out, models=tuple(args.models), minutes=args.minutes, iterations=args.iterations,
-                         plan=synth_plan(args), use_photos=not args.no_photos, seed=args.seed))
+    summary = run_job(demo_options(out=args.out, models=tuple(args.models), minutes=args.minutes,
+                                   iterations=args.iterations, plan=synth_plan(args), use_photos=not args.no_photos,
+                                   seed=args.seed))
+    bundled = evaluate_bundled(summary, args.out)
+    if bundled:
+        print(f"\nthe bundled default model {bundled['name']} (trained by nafft, not by this demo) on the same "
+              f"{bundled['images']} images: PSNR {bundled['psnr']:.2f} dB, gain "
+              f"{bundled['psnr'] - bundled['input_psnr']:+.2f} dB, {bundled['improved_images']}/{bundled['images']} "
+              f"improved, {bundled['ms_per_image']:.0f} ms/img")
+        for name, r in bundled["per_set"].items():
+            print(f"  {name}: {r['input_psnr']:.2f} -> {r['psnr']:.2f} dB ({r['psnr'] - r['input_psnr']:+.2f}), "
+                  f"{r['improved_images']}/{r['images']} improved")
+        print(f"panels: {args.out / 'panels' / bundled['name']}/")
     return 0

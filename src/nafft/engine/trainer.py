@@ -195,7 +195,8 @@ class Trainer:
     def _load_state(self, iteration: int, path: Path) -> None:
         state = ckpt.load_state(path)
         old_cfg, new_cfg = state.get("config", {}), to_dict(self.config)
-        if old_cfg.get("model") != new_cfg["model"]:
+        # model.init only chose the starting weights; the architecture is everything else
+        if _architecture(old_cfg.get("model", {})) != _architecture(new_cfg["model"]):
             raise CheckpointError(f"{path}: the model in the config differs from the run's model; cannot resume")
         changed = diff_keys(old_cfg, new_cfg)
         if changed and self.dist.is_main:
@@ -429,3 +430,7 @@ def train(
             return trainer.fit()
         finally:
             trainer.close()
+
+
+def _architecture(model_cfg: dict) -> dict:
+    return {k: v for k, v in model_cfg.items() if k != "init"}
