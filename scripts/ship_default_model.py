@@ -23,12 +23,13 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 
 
-def training_hours(run: Path) -> float:
-    """Hours of training steps (from the logged rates: log_every / it_per_s per record), validation excluded."""
+def training_hours(run: Path, until: int) -> float:
+    """Hours of training steps up to iteration `until` (from the logged rates: log_every / it_per_s per record),
+    validation excluded."""
     seconds, last = 0.0, 0
     for line in (run / "metrics.jsonl").read_text().splitlines():
         record = json.loads(line)
-        if record.get("type") == "train" and record.get("it_per_s"):
+        if record.get("type") == "train" and record.get("it_per_s") and last < record["iter"] <= until:
             seconds += (record["iter"] - last) / record["it_per_s"]
             last = record["iter"]
     return seconds / 3600
@@ -93,7 +94,7 @@ def main() -> int:
             "optimizer": config["optim"], "schedule": config["schedule"], "ema": config["train"]["ema"],
             "weights": metadata.get("nafft_weights", "raw"),
             "init": config["model"].get("init"),
-            "hours": round(training_hours(args.run), 2),
+            "hours": round(training_hours(args.run, iteration), 2),
             "machine": f"{platform.machine()} CPU, 1 torch thread, torch {torch.__version__}",
         },
         "data": data_card(config),
