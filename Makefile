@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.nafft-installed
 
-.PHONY: install demo test lint clean ablation-gpu
+.PHONY: install demo test lint clean ablation-gpu default-model-gpu
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ GPU_ABLATION := --configs nafnet-w32 nafft-v2-psnr-w32 nafnet-block-fft-w32 nafn
 
 ablation-gpu: install
 	$(VENV)/bin/nafft ablate $(GPU_ABLATION)
+
+# The default model on one GPU: pair synthesis, then at most 7.5 minutes of training warm-started from the bundled
+# weights, then its scores (scripts/default_model.sh; docs/default-model.md says how to ship the result).
+default-model-gpu: install
+	NAFFT_GPU=1 scripts/default_model.sh runs/nafft-photo-gpu
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -1,5 +1,6 @@
 """The wheel a user installs works outside the checkout: build it, install it into a fresh virtual environment and
-run `nafft demo` and `nafft ablate` at their smallest budgets in an empty folder.
+run `nafft demo` and `nafft ablate` at their smallest budgets in an empty folder, and `nafft deblur` with the bundled
+default model (no checkpoint argument).
 
 No network: the wheel is built with the setuptools of this environment, and the fresh environment sees only the
 distributions nafft declares (and theirs), linked from this environment, so a missing dependency fails here too.
@@ -76,6 +77,7 @@ def test_wheel_runs_demo_and_ablate_in_an_empty_folder(tmp_path):
             next(n for n in names if n.endswith(".dist-info/METADATA"))).decode().splitlines()
             if line.startswith("Requires-Dist:")]
     assert "nafft/configs/nafnet-small.yaml" in names and "nafft/configs/nafft-photo.yaml" in names
+    assert "nafft/weights/nafft-photo.safetensors" in names
 
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", "--without-pip", str(venv)], tmp_path, env)
@@ -96,6 +98,8 @@ def test_wheel_runs_demo_and_ablate_in_an_empty_folder(tmp_path):
     demo = run([nafft, "demo", "--iterations", "2", *data, "-o", "demo"], empty, env)
     assert "scikit-image is not installed" in demo.stderr and "chelsea.png" in demo.stderr
     assert "held-out images, 2 training iterations per model" in demo.stdout
+    assert "the bundled default model nafft-photo" in demo.stdout
+    assert (empty / "demo" / "nafft-photo" / "eval" / "summary.json").is_file()
     for name in ("summary.json", "report.md", "psnr_curve.png", "nafnet-small/checkpoints/last.safetensors"):
         assert (empty / "demo" / name).is_file(), name
 
@@ -104,4 +108,12 @@ def test_wheel_runs_demo_and_ablate_in_an_empty_folder(tmp_path):
     assert "nafft-v2-small" in ablate.stdout
     for name in ("ablation.json", "ablation.md", "ablation_curves.png", "runs/nafft-v2-small/seed42/eval/summary.json"):
         assert (empty / "ablation" / name).is_file(), name
-    assert sorted(p.name for p in empty.iterdir()) == ["ablation", "demo"]  # nothing written elsewhere
+
+    # a user's photograph, no checkpoint argument: the model inside the wheel
+    photo = next((empty / "demo").rglob("blur/*.png"))
+    shutil.copy(photo, empty / "photo.png")
+    deblur = run([nafft, "deblur", "photo.png", "-o", "out"], empty, env)
+    assert deblur.stderr.splitlines()[0].startswith("no --checkpoint: using the bundled default model nafft-photo")
+    assert (empty / "out" / "photo.png").is_file()
+    # nothing written elsewhere
+    assert sorted(p.name for p in empty.iterdir()) == ["ablation", "demo", "out", "photo.png"]

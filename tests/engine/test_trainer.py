@@ -412,3 +412,17 @@ def test_memory_format_auto_trains_like_nchw(pair_data, tmp_path):
     a, n = records(tmp_path / "auto", "train"), records(tmp_path / "nchw", "train")
     assert a[-1]["loss"] == pytest.approx(n[-1]["loss"], rel=1e-4)
     assert a[-1]["grad_norm"] == pytest.approx(n[-1]["grad_norm"], rel=1e-3)
+
+
+def test_max_minutes_stops_at_a_log_step_with_a_checkpoint_and_resume_finishes(pair_data, tmp_path):
+    run = tmp_path / "run"
+    capped = tiny_config(pair_data, train={"iterations": 9, "log_every": 3, "checkpoint_every": 100,
+                                           "max_minutes": 1e-9})
+    summary = train(capped, run)
+    assert summary["iteration"] == 3  # the first check, already past a deadline of 60 ns
+    assert summary["validation"] is not None and read_metadata(run / "checkpoints" / "last.safetensors")
+    assert latest_state(run / "checkpoints")[0] == 3
+    unlimited = tiny_config(pair_data, train={"iterations": 9, "log_every": 3, "checkpoint_every": 100})
+    assert train(unlimited, run, resume=True)["iteration"] == 9
+    with pytest.raises(ConfigError, match="train.max_minutes must not be negative"):
+        LoopConfig(max_minutes=-1)

@@ -218,6 +218,9 @@ class LoopConfig:
         compile: `torch.compile` the model (opt-in; compiling takes minutes on CPU).
         accumulate: split every process's share of the batch into N micro-batches (same result, less memory).
         max_nonfinite: stop after this many non-finite losses in a row (each one skips its update).
+        max_minutes: stop after this many minutes of training steps in this process (checked every `log_every`
+            iterations; the run then validates and checkpoints as at its end), 0 = no limit. The schedule keeps its
+            length, so a run stopped early ends above its final learning rate; `--resume` continues it.
         device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N" (single-process runs).
         tensorboard: write TensorBoard scalars and image panels to RUN_DIR/tb when tensorboard is installed.
         val_panels: validation images shown as blur | prediction | sharp panels in TensorBoard.
@@ -236,6 +239,7 @@ class LoopConfig:
     compile: bool = False
     accumulate: int = 1
     max_nonfinite: int = 10
+    max_minutes: float = 0.0
     device: str = "auto"
     tensorboard: bool = True
     val_panels: int = 2
@@ -245,7 +249,7 @@ class LoopConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("seed", "keep_checkpoints", "val_every", "val_panels"):
+        for name in ("seed", "keep_checkpoints", "val_every", "val_panels", "max_minutes"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train.{name} must not be negative, got {getattr(self, name)}")
         if not (self.ema == 0 or 0 < self.ema < 1):

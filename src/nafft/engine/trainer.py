@@ -240,6 +240,7 @@ class Trainer:
             batches = self._loader()
             window = torch.zeros(len(names) + 2, device=self.device)  # terms..., grad_norm, steps
             window_start, window_iters = time.perf_counter(), 0
+            deadline = window_start + 60 * loop.max_minutes if loop.max_minutes else None
             self.net.train()
             while self.iteration < total:
                 blur, sharp = self._batch(next(batches))
@@ -251,18 +252,29 @@ class Trainer:
                 if status == "ok":
                     window += torch.cat([terms, grad_norm.reshape(1).to(terms), terms.new_ones(1)])
                 it = self.iteration
-                if it % loop.log_every == 0 or it == total:
+                out_of_time = deadline is not None and it % loop.log_every == 0 and self._past(deadline)
+                last = it == total or out_of_time
+                if it % loop.log_every == 0 or last:
                     self._log(names, window, lr, time.perf_counter() - window_start, window_iters)
                     window.zero_()
                     window_start, window_iters = time.perf_counter(), 0
-                if self.val_set is not None and ((loop.val_every and it % loop.val_every == 0) or it == total):
+                if self.val_set is not None and ((loop.val_every and it % loop.val_every == 0) or last):
                     last_val = self._validate()
-                if it % loop.checkpoint_every == 0 or it == total:
+                if it % loop.checkpoint_every == 0 or last:
                     self._checkpoint()
                 self._hook("on_step", it, {"loss": float(terms[0]), "lr": lr, "skipped": float(status == "skipped")})
+                if out_of_time:
+                    log.info("stopping at iteration %d of %d: train.max_minutes=%g reached (--resume continues)",
+                             it, total, loop.max_minutes)
+                    break
             return self._summary(last_val)
         finally:
             self._hook("on_end", self._summary(last_val))
+
+    def _past(self, deadline: float) -> bool:
+        """Whether any process is past `deadline` (all processes stop at the same iteration)."""
+        flag = torch.tensor([float(time.perf_counter() > deadline)], device=self.device)
+        return bool(dist_utils.all_reduce_max(flag, self.dist).item())
 
     def _batch(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         blur = batch["blur"].to(self.device, non_blocking=True)
