@@ -225,3 +225,18 @@ def test_configs_command_lists_shows_and_copies_a_standalone_recipe(tmp_path, mo
     assert main(["configs", "copy", "nafnet-small", "mine/own.yaml"]) == 2
     assert "exists; pass --force" in capsys.readouterr().err
     assert main(["configs", "copy", "nafnet-small", "mine/own.yaml", "--force"]) == 0
+
+
+def test_changed_settings_leave_out_settings_added_later_at_their_default():
+    from nafft.engine.config import changed_settings
+
+    new = to_dict(build_config({"model": {"preset": "nafnet-small"}, "data": {"train": "x"}}))
+    old = {s: dict(v) for s, v in new.items()}
+    del old["train"]["max_minutes"]  # a run made before train.max_minutes existed
+    assert changed_settings(old, new) == []
+    capped = {**new, "train": {**new["train"], "max_minutes": 5.0}}
+    assert changed_settings(old, capped) == ["train.max_minutes"]
+    longer = {**new, "train": {**new["train"], "iterations": 7}}
+    assert changed_settings(new, longer) == ["train.iterations"]
+    del old["model"]["conv"]  # model keys always count
+    assert changed_settings(old, new) == ["model.conv"]

@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from nafft.config import apply_overrides, dump_yaml, from_dict, load_yaml, suggest, to_dict
+from nafft.config import apply_overrides, diff_keys, dump_yaml, from_dict, load_yaml, suggest, to_dict
 from nafft.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -395,3 +395,29 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> TrainConfig:
             )
             overrides.append(f"schedule.warmup_iters={shorter}")
     return build_config(mapping, overrides, source=str(path))
+
+
+def changed_settings(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """The dotted keys in which a run's saved config (`old`, a mapping as in its config.yaml) and a new one differ,
+    leaving out training settings added to nafft after the run was made that are at their default: the run had
+    them too (a new setting must default to the old behaviour). Model keys always count."""
+    defaults = to_dict(TrainConfig())
+    return [key for key in diff_keys(old, new) if not _new_default(old, new, key, defaults)]
+
+
+_ABSENT = object()
+
+
+def _lookup(mapping: Any, key: str) -> Any:
+    for part in key.split("."):
+        if not isinstance(mapping, Mapping) or part not in mapping:
+            return _ABSENT
+        mapping = mapping[part]
+    return mapping
+
+
+def _new_default(old: Mapping[str, Any], new: Mapping[str, Any], key: str, defaults: Mapping[str, Any]) -> bool:
+    if _lookup(old, key) is not _ABSENT or key.startswith("model."):
+        return False
+    default = _lookup(defaults, key)
+    return default is not _ABSENT and not diff_keys(default, _lookup(new, key))

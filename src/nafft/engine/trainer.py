@@ -34,11 +34,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from nafft.config import diff_keys, dump_yaml, to_dict
+from nafft.config import dump_yaml, to_dict
 from nafft.engine import checkpoint as ckpt
 from nafft.engine import distributed as dist_utils
 from nafft.engine.callbacks import Callback, LoggingCallback, call, visible_logging
-from nafft.engine.config import TrainConfig
+from nafft.engine.config import TrainConfig, changed_settings
 from nafft.engine.ema import EMA
 from nafft.engine.runlog import RunLog
 from nafft.engine.schedule import Schedule
@@ -198,7 +198,7 @@ class Trainer:
         # model.init only chose the starting weights; the architecture is everything else
         if _architecture(old_cfg.get("model", {})) != _architecture(new_cfg["model"]):
             raise CheckpointError(f"{path}: the model in the config differs from the run's model; cannot resume")
-        changed = diff_keys(old_cfg, new_cfg)
+        changed = changed_settings(old_cfg, new_cfg)
         if changed and self.dist.is_main:
             log.warning("resuming with changed settings: %s", ", ".join(changed))
         self.net.load_state_dict(state["model"])

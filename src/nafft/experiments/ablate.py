@@ -293,9 +293,8 @@ def check_existing_runs(planned: list[tuple[str, int, Any, Path]], iterations: i
     """
     import yaml
 
-    from nafft.engine.config import TrainConfig
+    from nafft.engine.config import changed_settings
 
-    defaults = to_dict(TrainConfig())
     other: dict[str, list[str]] = {}
     longer: dict[str, int] = {}
     shorter: dict[str, int] = {}
@@ -305,7 +304,7 @@ def check_existing_runs(planned: list[tuple[str, int, Any, Path]], iterations: i
             continue
         old = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
         new = to_dict(config)
-        changed = [k for k in diff_keys(old, new) if not _new_default(old, new, k, defaults)]
+        changed = changed_settings(old, new)
         label = f"{name} seed {seed}"
         if [k for k in changed if k not in BUDGET_KEYS]:
             other[label] = [k for k in changed if k not in BUDGET_KEYS]
@@ -327,26 +326,6 @@ def check_existing_runs(planned: list[tuple[str, int, Any, Path]], iterations: i
                        f"another --out")
             raise UserError(f"{where}: runs there were trained for {budgets} iterations ({', '.join(runs)}); {problem}")
     return shorter
-
-
-_ABSENT = object()
-
-
-def _lookup(mapping: Any, key: str) -> Any:
-    for part in key.split("."):
-        if not isinstance(mapping, dict) or part not in mapping:
-            return _ABSENT
-        mapping = mapping[part]
-    return mapping
-
-
-def _new_default(old: dict[str, Any], new: dict[str, Any], key: str, defaults: dict[str, Any]) -> bool:
-    """A setting added to the training config after the run was made, at its default: the run had it too (a new
-    setting must default to the old behaviour)."""
-    if _lookup(old, key) is not _ABSENT or key.startswith("model."):
-        return False
-    default = _lookup(defaults, key)
-    return default is not _ABSENT and not diff_keys(default, _lookup(new, key))
 
 
 # ---------------------------------------------------------------------------------------------------- summary
