@@ -52,6 +52,14 @@ def describe_score(name: str, r: dict) -> str:
     return f"{r['gain']:+.2f} dB ({r['input_psnr']:.2f} -> {r['psnr']:.2f}), {r['improved']}/{r['images']} improved"
 
 
+def describe_cell(name: str, r: dict | None) -> str:
+    if r is None:
+        return ""
+    if name == "clean":
+        return f"output {r['psnr']:.2f} dB"
+    return f"{r['gain']:+.2f}, {r['improved']}/{r['images']}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, required=True)
@@ -59,6 +67,8 @@ def main() -> int:
     parser.add_argument("--quality", type=Path, required=True, help="quality.json of benchmarks/default_model.py")
     parser.add_argument("--speed", type=Path, help="speed.json of benchmarks/default_model.py")
     parser.add_argument("--name", default="nafft-photo")
+    parser.add_argument("--alternative", action="append", default=[], metavar="LABEL=QUALITY_JSON",
+                        help="a measured candidate that was not shipped, shown beside the shipped one in the docs")
     args = parser.parse_args()
 
     from safetensors.torch import load_file, save_file
@@ -88,7 +98,7 @@ def main() -> int:
                          "gmacs_256x256": round(count_macs(model.eval(), (256, 256)) / 1e9, 3)},
         "training": {
             "recipe": "nafft-photo (src/nafft/configs/nafft-photo.yaml)",
-            "iterations": iteration,
+            "iterations": iteration, "planned_iterations": config["train"]["iterations"],
             "crop": config["data"]["patch_size"], "batch": config["data"]["batch_size"],
             "loss": {k: v for k, v in config["loss"].items() if k in LOSS_TERMS and v > 0},
             "optimizer": config["optim"], "schedule": config["schedule"], "ema": config["train"]["ema"],
@@ -101,6 +111,8 @@ def main() -> int:
         "scores": gains,
         "scores_detail": quality,
         "speed": speed,
+        "alternatives": {label: json.loads(Path(path).read_text())
+                         for label, _, path in (a.partition("=") for a in args.alternative)},
         "commands": {
             "data and training": "scripts/default_model.sh",
             "scores": "python benchmarks/default_model.py quality --checkpoint CKPT --set NAME=FOLDER ...",
@@ -141,7 +153,10 @@ def render(card: dict, size: float, diff: float) -> str:
              f"{t['crop']}x{t['crop']} crops, loss {t['loss']}, AdamW lr {t['optimizer']['lr']} (cosine to "
              f"{t['schedule']['eta_min']}, {t['schedule']['warmup_iters']} warm-up), EMA {t['ema']} (the shipped "
              f"weights: {t['weights']}), started from {t['init'] or 'a random initialisation'}. "
-             f"{t['hours']} hours of training steps on {t['machine']} (a 2-core AMD EPYC VM shared with other jobs).",
+             + (f"The run was stopped at iteration {t['iterations']:,} of the {t['planned_iterations']:,} its "
+                "schedule plans (learning rate still high; the EMA weights of that iteration ship). "
+                if t['iterations'] < t.get('planned_iterations', 0) else "")
+             + f"{t['hours']} hours of training steps on {t['machine']} (a 2-core AMD EPYC VM shared with other jobs).",
              "", "## Data", "",
              "Synthetic pairs from `nafft synth`'s realistic generator ([data](data.md#nafft-synth-training-pairs-"
              "without-downloads)), made by `scripts/default_model.sh`:", ""]
@@ -159,7 +174,7 @@ def render(card: dict, size: float, diff: float) -> str:
               "CPU):", "", "| set | what it is | images | input PSNR | output PSNR | gain | improved | worst / best |",
               "|---|---|---:|---:|---:|---:|---:|---:|"]
     what = {"shake": "independent generator: random-walk shake kernels, sRGB, Gaussian noise (`--blur shake`)",
-            "realistic": "the training generator, new seeds and photographs",
+            "realistic": "the realistic generator at `nafft synth`'s defaults, new seeds and photographs",
             "sharp": "no motion: sensor noise and 8 bits only (`--blur shake --strength 0`)",
             "clean": "the sharp photographs themselves (`--strength 0 --noise 0`): how much the model changes them",
             "demo": "the demo's held-out photographs (chelsea, coffee, rocket)"}
@@ -170,9 +185,17 @@ def render(card: dict, size: float, diff: float) -> str:
         lines.append(f"| {name} | {what.get(name, r['folder'])} | {r['images']} | {r['input_psnr']:.2f} | "
                      f"{r['psnr']:.2f} | {r['gain']:+.2f} | {r['improved']}/{r['images']} | "
                      f"{r['worst_gain']:+.2f} / {r['best_gain']:+.2f} |")
+    if card.get("alternatives"):
+        names = list(card["scores_detail"])
+        lines += ["", "Measured and not shipped (gain in dB, images improved; same sets and command):", "",
+                  "| weights | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+        for label, scores in {f"{card['name']} (shipped)": card["scores_detail"], **card["alternatives"]}.items():
+            cells = [describe_cell(n, scores.get(n)) for n in names]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
     if card["speed"]:
         lines += ["", "## Speed", "", "`python benchmarks/default_model.py speed` (`nafft deblur` in a fresh process, "
-                  "default settings, CPU):", ""]
+                  "default settings: 2 torch threads, automatic tiling; the 2-core AMD EPYC VM above with its other jobs "
+                  "paused):", ""]
         for key, s in card["speed"].items():
             lines.append(f"- {key}: {s['seconds']:.1f} s wall, {s['cpu_seconds']:.1f} s CPU, peak RSS "
                          f"{s['peak_rss_mib']:.0f} MiB")
