@@ -9,7 +9,11 @@ the input and of the output, the gain, the share of images improved and the wors
 OUT/quality.json keeps them, OUT/SET/ the usual eval outputs with panels.
 speed: `nafft deblur` of a 1280x720 and a 4000x3000 synthetic photograph (smooth shapes and texture, saved as PNG),
 each in a fresh process: wall seconds, CPU seconds and peak RSS, default settings (automatic tiling).
+figure: blur | model | sharp rows of one set's images at the median and at the largest PSNR gain (from that set's
+per_image.csv of a quality run in OUT), written to --figure as a JPEG for the README.
 Without --checkpoint the bundled default model is measured.
+
+    python benchmarks/default_model.py figure --set shake=data/default/test_shake --figure docs/images/x.jpg
 """
 
 from __future__ import annotations
@@ -108,17 +112,52 @@ def speed(args) -> dict:
     return results
 
 
+def figure(args) -> None:
+    """The README's picture: the images of a set at the median and at the largest gain, blur | model | sharp."""
+    import csv
+
+    from nafft.data.io import image_to_tensor, read_image, write_image
+    from nafft.engine.evaluate import labelled_grid
+    from nafft.inference.loading import load_for_inference
+    from nafft.inference.predict import Predictor
+    from nafft.metrics import to_uint8
+    from nafft.weights import DEFAULT_MODEL, bundled_weights
+
+    name, folder = args.set[0].split("=", 1)
+    with open(args.out / name / "per_image.csv", newline="") as f:
+        rows = sorted(csv.DictReader(f), key=lambda r: float(r["psnr"]) - float(r["input_psnr"]))
+    checkpoint = Path(args.checkpoint) if args.checkpoint else bundled_weights()
+    predictor = Predictor(load_for_inference(checkpoint, tlc=True).model, device="cpu")
+    label = DEFAULT_MODEL if not args.checkpoint else Path(args.checkpoint).stem
+    grids = []
+    for row, which in ((rows[len(rows) // 2], "median gain"), (rows[-1], "largest gain")):
+        file_name = row["name"].split("/", 1)[1]
+        blur = read_image(Path(folder) / "blur" / file_name).rgb
+        sharp = read_image(Path(folder) / "sharp" / file_name).rgb
+        output = predictor(image_to_tensor(blur))
+        gain = float(row["psnr"]) - float(row["input_psnr"])
+        grids.append(labelled_grid([to_uint8(x) for x in (blur, output, sharp)],
+                                   [f"blur {float(row['input_psnr']):.2f} dB ({which})",
+                                    f"{label} {float(row['psnr']):.2f} dB ({gain:+.2f})", "sharp"]))
+    write_image(args.figure, np.concatenate(grids, axis=0), quality=90)
+    print(f"{args.figure}: {', '.join(r for r in (rows[len(rows) // 2]['name'], rows[-1]['name']))}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("section", choices=("quality", "speed"))
+    parser.add_argument("section", choices=("quality", "speed", "figure"))
     parser.add_argument("--checkpoint", help="weights to measure (default: the bundled default model)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=FOLDER", help="quality: a pair folder")
     parser.add_argument("--panels", type=int, default=4, help="quality: comparison panels per set")
     parser.add_argument("--threads", type=int, default=None, help="speed: --threads of nafft deblur")
     parser.add_argument("--out", type=Path, default=Path("runs/default_model"))
+    parser.add_argument("--figure", type=Path, default=Path("docs/images/default_model.jpg"), help="figure: output")
     args = parser.parse_args()
-    if args.section == "quality" and not args.set:
-        parser.error("quality needs at least one --set NAME=FOLDER")
+    if args.section in ("quality", "figure") and not args.set:
+        parser.error(f"{args.section} needs at least one --set NAME=FOLDER")
+    if args.section == "figure":
+        figure(args)
+        return 0
     results = (quality if args.section == "quality" else speed)(args)
     if args.section == "speed":
         args.out.mkdir(parents=True, exist_ok=True)
