@@ -192,6 +192,19 @@ def render(card: dict, size: float, diff: float) -> str:
         for label, scores in {f"{card['name']} (shipped)": card["scores_detail"], **card["alternatives"]}.items():
             cells = [describe_cell(n, scores.get(n)) for n in names]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", "## Reproduce", "", "From the repository root (`scripts/default_model.sh` makes the photographs, every "
+              "pair folder below and the training run; the shipped weights are the EMA weights of its iteration "
+              f"{t['iterations']:,}):", "", "```bash", "scripts/default_model.sh runs/nafft-photo",
+              "python benchmarks/default_model.py quality --checkpoint CKPT --out runs/default_model \\",
+              "    " + " ".join(f"--set {n}=data/default/{Path(r['folder']).name}" for n, r in
+                              card["scores_detail"].items()),
+              "python benchmarks/default_model.py speed --out runs/default_model",
+              "python benchmarks/default_model.py figure --out runs/default_model --set shake=data/default/test_shake",
+              "python scripts/ship_default_model.py --run runs/nafft-photo --checkpoint CKPT \\",
+              "    --quality runs/default_model/quality.json --speed runs/default_model/speed.json", "```", "",
+              "The folder names in the table above are those of the run that produced it (test_realistic2 and "
+              "demo_test_photos2 are what the script names test_realistic and demo_test_photos)."
+              if any(Path(r["folder"]).name.endswith("2") for r in card["scores_detail"].values()) else ""]
     if card["speed"]:
         lines += ["", "## Speed", "", "`python benchmarks/default_model.py speed` (`nafft deblur` in a fresh process, "
                   "default settings: 2 torch threads, automatic tiling; the 2-core AMD EPYC VM above with its other jobs "

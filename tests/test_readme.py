@@ -30,3 +30,19 @@ def test_relative_links_of_the_readme_and_docs_exist():
         for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
             if "://" not in target:
                 assert (page.parent / target).exists(), f"{page.name}: {target}"
+
+
+def test_the_default_model_figures_in_the_readme_are_its_card():
+    from nafft.weights import DEFAULT_MODEL, bundled_models
+
+    card = {m.name: m for m in bundled_models()}[DEFAULT_MODEL].card
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Deblur a photograph"):readme.index("## Quick start")]
+    for name in ("shake", "demo", "sharp"):
+        r = card["scores_detail"][name]
+        row = f"| {r['images']} | {r['input_psnr']:.2f} | {r['psnr']:.2f} |"
+        assert row in section and f"{r['gain']:+.2f} dB" in section and f"{r['improved']}/{r['images']} |" in section
+    speed = card["speed"]
+    assert f"{speed['1280x720']['seconds']:.1f} s" in section and f"{speed['4000x3000']['seconds']:.1f} s" in section
+    assert f"{speed['4000x3000']['peak_rss_mib']:.0f} MiB" in section
+    assert f"{card['scores_detail']['clean']['psnr']:.1f} dB" in section
