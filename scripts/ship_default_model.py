@@ -202,6 +202,9 @@ def render(card: dict, size: float, diff: float) -> str:
               "python benchmarks/default_model.py figure --out runs/default_model --set shake=data/default/test_shake",
               "python scripts/ship_default_model.py --run runs/nafft-photo --checkpoint CKPT \\",
               "    --quality runs/default_model/quality.json --speed runs/default_model/speed.json", "```", "",
+              "On one GPU, `make default-model-gpu` makes the same data, trains the recipe `nafft-photo-gpu` from these "
+              "weights (`--init`) for at most 7.5 minutes (`train.max_minutes`) and scores the result on the same "
+              "sets; it has not yet run on a GPU (none has been available to this project).", "",
               "The folder names in the table above are those of the run that produced it (test_realistic2 and "
               "demo_test_photos2 are what the script names test_realistic and demo_test_photos)."
               if any(Path(r["folder"]).name.endswith("2") for r in card["scores_detail"].values()) else ""]
