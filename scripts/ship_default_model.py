@@ -52,6 +52,18 @@ def describe_score(name: str, r: dict) -> str:
     return f"{r['gain']:+.2f} dB ({r['input_psnr']:.2f} -> {r['psnr']:.2f}), {r['improved']}/{r['images']} improved"
 
 
+def unchanged(target: Path, tensors: dict, meta: dict) -> bool:
+    """Whether `target` already holds exactly these tensors and this metadata."""
+    from safetensors.torch import load_file
+
+    from nafft.models import read_metadata
+
+    if not target.is_file() or read_metadata(target) != meta:
+        return False
+    old = load_file(str(target))
+    return old.keys() == tensors.keys() and all(torch.equal(old[k], tensors[k]) for k in tensors)
+
+
 def describe_cell(name: str, r: dict | None) -> str:
     if r is None:
         return ""
@@ -122,7 +134,10 @@ def main() -> int:
     tensors = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in load_file(str(checkpoint)).items()}
     meta = {**metadata, CARD_KEY: json.dumps(card), "nafft_dtype": "float16"}
     target = REPO / "src" / "nafft" / "weights" / f"{args.name}.safetensors"
-    atomic_write(target, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+    if unchanged(target, tensors, meta):  # safetensors orders metadata at random: rewriting would change the bytes
+        print(f"{target}: weights and card as shipped, file left as it is")
+    else:
+        atomic_write(target, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
     size = target.stat().st_size / 2**20
     if size > 16:
         raise SystemExit(f"{target}: {size:.1f} MiB, over the 16 MiB limit for shipped weights")
