@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from nafft.engine.config import build_config, read_config_file
-from nafft.experiments.runs import evaluate_run, find_config
+from nafft.experiments.runs import evaluate_run, find_config, time_training_steps
 from nafft.profiling import count_macs, count_parameters
 
 DEEP = {"enc_blocks": [1, 1, 2, 6], "middle_blocks": 2, "dec_blocks": [1, 1, 1, 1]}
@@ -48,30 +48,6 @@ def _merge(base: dict, top: dict) -> dict:
     for key, value in top.items():
         out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
     return out
-
-
-def cpu_step_seconds(config, steps: int = 3) -> float:
-    """Median CPU seconds of one training step (forward, backward, AdamW) of `config`'s model at its batch and crop,
-    on random data. CPU time of this process, not wall time: another job on the machine does not change it."""
-    from nafft.models import build_model
-
-    torch.manual_seed(0)
-    model = build_model(config.model_config())
-    batch, size = config.data.batch_size, config.data.patch_size
-    blur, sharp = torch.rand(batch, 3, size, size), torch.rand(batch, 3, size, size)
-    if config.train.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        blur, sharp = (t.contiguous(memory_format=torch.channels_last) for t in (blur, sharp))
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    times = []
-    for i in range(steps + 1):
-        start = time.process_time()
-        opt.zero_grad(set_to_none=True)
-        (model(blur) - sharp).abs().mean().backward()
-        opt.step()
-        if i:  # the first step warms up allocators and kernels
-            times.append(time.process_time() - start)
-    return statistics.median(times)
 
 
 def candidate_config(name: str, train: list[str], val: str, seconds_per_step: float | None, minutes: float,
@@ -114,7 +90,7 @@ def main() -> int:
         rounds = {name: [] for name in args.candidates}
         for _ in range(3):
             for name, probe in probes.items():
-                rounds[name].append(cpu_step_seconds(probe, steps=3))
+                rounds[name].append(time_training_steps(probe, steps=3)[1])  # CPU seconds
         steps = {name: statistics.median(times) for name, times in rounds.items()}
         args.out.mkdir(parents=True, exist_ok=True)
         timing.write_text(json.dumps(steps, indent=2))

@@ -15,10 +15,11 @@ import json
 import logging
 import statistics
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from nafft.experiments.ablate import AblationOptions, Layout
-from nafft.experiments.runs import SynthPlan, pairs_of
+from nafft.experiments.runs import SynthPlan, comparison_panels, pairs_of
 from nafft.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -54,11 +55,9 @@ def evaluate_bundled(summary: dict[str, Any], out: Path, panels: int = 4) -> dic
     the input and output PSNR and the images improved, blur | default model | sharp panels of the held-out
     photographs in OUT/panels/<name>/, and an entry "bundled" in OUT/summary.json and a section in the report.
     None (and a log line) when this installation has no bundled model."""
-    from nafft.data.io import read_image, write_image
-    from nafft.engine.evaluate import evaluate, labelled_grid
+    from nafft.engine.evaluate import evaluate
     from nafft.inference.loading import load_for_inference
     from nafft.inference.predict import Predictor
-    from nafft.metrics import to_uint8
     from nafft.profiling import count_parameters
     from nafft.weights import DEFAULT_MODEL, bundled_models
 
@@ -86,17 +85,10 @@ def evaluate_bundled(summary: dict[str, Any], out: Path, panels: int = 4) -> dic
     entry = {"name": DEFAULT_MODEL, "checkpoint": str(bundled.path), "card_summary": bundled.card.get("summary"),
              "params": count_parameters(loaded.model), "psnr": s["psnr"], "ssim": s["ssim"],
              "input_psnr": s["input_psnr"], "improved_images": s["improved_images"], "images": s["images"],
-             "ms_per_image": 1000 * s["seconds_per_image"], "per_set": per_set, "panels": []}
-    photos = [r for r in result.records if r.name.startswith("test_photos/")] or result.records
-    for record in photos[:: max(1, len(photos) // panels)][:panels] if panels > 0 else []:
-        folder, _, file_name = record.name.partition("/")
-        root = next(t for t in test if t.name == folder)
-        cells = [to_uint8(read_image(p).rgb) for p in (root / "blur" / file_name,
-                                                        eval_dir / "images" / folder / file_name,
-                                                        root / "sharp" / file_name)]
-        target = out / "panels" / DEFAULT_MODEL / f"{folder}__{file_name.rsplit('.', 1)[0]}.png"
-        write_image(target, labelled_grid(cells, ["blur", f"{DEFAULT_MODEL} (bundled)", "sharp"]))
-        entry["panels"].append(str(target.relative_to(out)))
+             "ms_per_image": 1000 * s["seconds_per_image"], "per_set": per_set}
+    bundled_run = SimpleNamespace(name=f"{DEFAULT_MODEL} (bundled)", run_dir=out / DEFAULT_MODEL)
+    written = comparison_panels([bundled_run], test, out / "panels" / DEFAULT_MODEL, panels, source="test_photos")
+    entry["panels"] = [str(p.relative_to(out)) for p in written]
     summary["bundled"] = entry
     atomic_write_text(out / DEMO_LAYOUT.summary, json.dumps(summary, indent=2) + "\n")
     report = out / DEMO_LAYOUT.report

@@ -441,15 +441,19 @@ def _finished_summary(eval_dir: Path, checkpoint: Path, iterations: int) -> dict
     return summary if summary.get("iteration") == iterations else None
 
 
-def comparison_panels(runs: Sequence[RunResult], test: Sequence[Path], folder: Path, count: int = 4) -> list[Path]:
+def comparison_panels(runs: Sequence[RunResult], test: Sequence[Path], folder: Path, count: int = 4,
+                      source: str | None = None) -> list[Path]:
     """blur | each run's prediction | sharp for `count` test images spread over the set (from the runs' saved
-    evaluation images), one PNG each in `folder`."""
+    evaluation images, RUN_DIR/eval/images; a run is anything with a `name` and a `run_dir`), one PNG each in
+    `folder`. `source`: only images of the test folder of that name, when it has any."""
     from nafft.data.io import read_image, write_image
     from nafft.engine.evaluate import labelled_grid
     from nafft.metrics import to_uint8
 
     images = runs[0].run_dir / "eval" / "images"
     names = sorted(p.relative_to(images).as_posix() for p in images.rglob("*.png")) if images.is_dir() else []
+    if source and any(n.startswith(f"{source}/") for n in names):
+        names = [n for n in names if n.startswith(f"{source}/")]
     written = []
     for image_name in names[:: max(1, len(names) // count)][:count] if count > 0 else []:
         source, _, file_name = image_name.partition("/")
