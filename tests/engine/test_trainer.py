@@ -426,3 +426,21 @@ def test_max_minutes_stops_at_a_log_step_with_a_checkpoint_and_resume_finishes(p
     assert train(unlimited, run, resume=True)["iteration"] == 9
     with pytest.raises(ConfigError, match="train.max_minutes must not be negative"):
         LoopConfig(max_minutes=-1)
+
+
+def test_stop_at_ends_the_run_early_on_its_long_schedule_and_resume_continues(pair_data, tmp_path):
+    run, whole = tmp_path / "run", tmp_path / "whole"
+    stopped = tiny_config(pair_data, train={"iterations": 6, "log_every": 1, "checkpoint_every": 100, "stop_at": 4})
+    summary = train(stopped, run)
+    assert summary["iteration"] == 4 and latest_state(run / "checkpoints")[0] == 4
+    lrs = [r["lr"] for r in records(run, "train")]
+    train(tiny_config(pair_data, train={"iterations": 6, "log_every": 1, "checkpoint_every": 100}), whole)
+    full = [r["lr"] for r in records(whole, "train")]
+    assert lrs == full[:4] and full[3] > full[5]  # the 6-iteration schedule, cut at 4
+    assert train(stopped, run, resume=True)["iteration"] == 4  # same stop: nothing to do
+    go_on = tiny_config(pair_data, train={"iterations": 6, "log_every": 1, "checkpoint_every": 100})
+    assert train(go_on, run, resume=True)["iteration"] == 6
+    a, b = (load_model(r / "checkpoints" / "last.safetensors").state_dict() for r in (run, whole))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # stopping and continuing changes nothing
+    with pytest.raises(ConfigError, match=r"train.stop_at \(7\) must not be above train.iterations \(6\)"):
+        LoopConfig(iterations=6, stop_at=7)

@@ -221,6 +221,9 @@ class LoopConfig:
         max_minutes: stop after this many minutes of training steps in this process (checked every `log_every`
             iterations; the run then validates and checkpoints as at its end), 0 = no limit. The schedule keeps its
             length, so a run stopped early ends above its final learning rate; `--resume` continues it.
+        stop_at: end at this iteration as `max_minutes` does (validation and checkpoints as at the end), with the
+            schedule still planned for `iterations`; 0 = run to `iterations`. A run resumed with the same value
+            has nothing to do; `--resume --set train.stop_at=0` continues it.
         device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N" (single-process runs).
         tensorboard: write TensorBoard scalars and image panels to RUN_DIR/tb when tensorboard is installed.
         val_panels: validation images shown as blur | prediction | sharp panels in TensorBoard.
@@ -240,6 +243,7 @@ class LoopConfig:
     accumulate: int = 1
     max_nonfinite: int = 10
     max_minutes: float = 0.0
+    stop_at: int = 0
     device: str = "auto"
     tensorboard: bool = True
     val_panels: int = 2
@@ -249,9 +253,11 @@ class LoopConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("seed", "keep_checkpoints", "val_every", "val_panels", "max_minutes"):
+        for name in ("seed", "keep_checkpoints", "val_every", "val_panels", "max_minutes", "stop_at"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train.{name} must not be negative, got {getattr(self, name)}")
+        if self.stop_at > self.iterations:
+            raise ConfigError(f"train.stop_at ({self.stop_at}) must not be above train.iterations ({self.iterations})")
         if not (self.ema == 0 or 0 < self.ema < 1):
             raise ConfigError(f"train.ema is a decay in (0, 1), or 0 for off; got {self.ema}")
         if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):

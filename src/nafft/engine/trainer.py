@@ -230,11 +230,12 @@ class Trainer:
         """Train to `train.iterations`; returns a summary (final iteration, last validation, best, counters).
         The callback's `on_end` runs however the loop ends: finished, nothing to do, diverged or interrupted."""
         loop, total = self.config.train, self.config.train.iterations
+        end = loop.stop_at or total  # where this process stops; the schedule still runs to `total`
         names = ["loss", *(f"loss_{k}" for k in self.criterion.weights)]
         last_val: dict[str, Any] | None = None
         self._hook("on_start", self.iteration, total, self.run_dir)
         try:
-            if self.iteration >= total:
+            if self.iteration >= end:
                 log.info("nothing to do: the run already reached iteration %d", self.iteration)
                 return self._summary(last_val)
             batches = self._loader()
@@ -242,7 +243,7 @@ class Trainer:
             window_start, window_iters = time.perf_counter(), 0
             deadline = window_start + 60 * loop.max_minutes if loop.max_minutes else None
             self.net.train()
-            while self.iteration < total:
+            while self.iteration < end:
                 blur, sharp = self._batch(next(batches))
                 lr = self.schedule.apply(self.optimizer, self.iteration)
                 terms, grad_norm, status = self._step(blur, sharp)
@@ -253,7 +254,7 @@ class Trainer:
                     window += torch.cat([terms, grad_norm.reshape(1).to(terms), terms.new_ones(1)])
                 it = self.iteration
                 out_of_time = deadline is not None and it % loop.log_every == 0 and self._past(deadline)
-                last = it == total or out_of_time
+                last = it == end or out_of_time
                 if it % loop.log_every == 0 or last:
                     self._log(names, window, lr, time.perf_counter() - window_start, window_iters)
                     window.zero_()
@@ -267,6 +268,9 @@ class Trainer:
                     log.info("stopping at iteration %d of %d: train.max_minutes=%g reached (--resume continues)",
                              it, total, loop.max_minutes)
                     break
+            if self.iteration == end < total:
+                log.info("stopping at iteration %d of %d: train.stop_at (--resume --set train.stop_at=0 continues)",
+                         end, total)
             return self._summary(last_val)
         finally:
             self._hook("on_end", self._summary(last_val))
