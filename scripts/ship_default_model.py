@@ -7,7 +7,9 @@ Writes src/nafft/weights/nafft-photo.safetensors (the EMA weights stored as floa
 float rounding of float32, loaded back into float32) whose metadata carries the card (`nafft models` prints it),
 and docs/default-model.md, the same card for people. The card is built from the run folder (config, iterations,
 training time from metrics.jsonl), the training data's synth.json files and the figures of
-benchmarks/default_model.py; nothing in it is typed by hand.
+benchmarks/default_model.py; nothing in it is typed by hand. A run warm-started from another run's weights
+(`model.init`) is described as the last of its stages, each stage read from its weight file's metadata and its
+run folder (`--recipe`, once per stage, names the recipes, first to last).
 """
 
 from __future__ import annotations
@@ -33,6 +35,52 @@ def training_hours(run: Path, until: int) -> float:
             seconds += (record["iter"] - last) / record["it_per_s"]
             last = record["iter"]
     return seconds / 3600
+
+
+def training_stages(checkpoint: Path, run: Path) -> list[dict]:
+    """The training behind a weight file of `run`, first stage to last: each stage's run folder, config, iteration
+    and weights (raw or EMA), following `model.init` (a warm start) back through the weight files' metadata to a
+    random initialisation or to weights that nafft did not train (recorded as the first stage's start)."""
+    from nafft.models import read_metadata
+    from nafft.models.checkpoint import ITERATION_KEY
+
+    stages, path, external = [], checkpoint, None
+    while path is not None:
+        if not path.is_file():
+            raise SystemExit(f"{path}: the weights a stage started from are missing; cannot describe its training")
+        metadata = read_metadata(path)
+        if "nafft_train_config" not in metadata:
+            if not stages:
+                raise SystemExit(f"{path}: no nafft training config in its metadata; not a nafft run's weights")
+            external = path.name
+            break
+        config = json.loads(metadata["nafft_train_config"])
+        stages.insert(0, {"run": run if not stages else path.parent.parent, "config": config,
+                          "iteration": int(metadata.get(ITERATION_KEY, 0)),
+                          "weights": metadata.get("nafft_weights", "raw")})
+        init = config["model"].get("init")
+        path = Path(init) if init else None
+    stages[0]["external_init"] = external
+    return stages
+
+
+def stage_card(stage: dict, recipe: str, previous: dict | None) -> dict:
+    from nafft.engine.config import LOSS_TERMS
+
+    config = stage["config"]
+    return {
+        "run": stage["run"].name,
+        "recipe": f"{recipe} (src/nafft/configs/{recipe}.yaml)",
+        "iterations": stage["iteration"], "planned_iterations": config["train"]["iterations"],
+        "crop": config["data"]["patch_size"], "batch": config["data"]["batch_size"],
+        "loss": {k: v for k, v in config["loss"].items() if k in LOSS_TERMS and v > 0},
+        "optimizer": config["optim"], "schedule": config["schedule"], "ema": config["train"]["ema"],
+        "weights": stage["weights"],
+        "init": stage.get("external_init") if previous is None else
+        f"the {previous['weights']} weights of {previous['run'].name} at iteration {previous['iteration']:,}",
+        "hours": round(training_hours(stage["run"], stage["iteration"]), 2),
+        "machine": f"{platform.machine()} CPU, 1 torch thread, torch {torch.__version__}",
+    }
 
 
 def data_card(config: dict) -> list[dict]:
@@ -79,46 +127,43 @@ def main() -> int:
     parser.add_argument("--quality", type=Path, required=True, help="quality.json of benchmarks/default_model.py")
     parser.add_argument("--speed", type=Path, help="speed.json of benchmarks/default_model.py")
     parser.add_argument("--name", default="nafft-photo")
+    parser.add_argument("--recipe", action="append", default=[], metavar="NAME",
+                        help="the recipe of each training stage, first to last (default: nafft-photo for each)")
     parser.add_argument("--alternative", action="append", default=[], metavar="LABEL=QUALITY_JSON",
                         help="a measured candidate that was not shipped, shown beside the shipped one in the docs")
     args = parser.parse_args()
 
     from safetensors.torch import load_file, save_file
 
-    from nafft.engine.config import LOSS_TERMS
     from nafft.fileio import atomic_write
     from nafft.models import load_model, read_metadata
-    from nafft.models.checkpoint import ITERATION_KEY
     from nafft.profiling import count_macs, count_parameters
     from nafft.weights import CARD_KEY
 
     checkpoint = args.checkpoint or args.run / "checkpoints" / "last_ema.safetensors"
     metadata = read_metadata(checkpoint)
-    config = json.loads(metadata["nafft_train_config"])
+    stages = training_stages(checkpoint, args.run)
+    recipes = args.recipe or ["nafft-photo"] * len(stages)
+    if len(recipes) != len(stages):
+        raise SystemExit(f"--recipe: {len(recipes)} given for {len(stages)} training stages "
+                         f"({', '.join(s['run'].name for s in stages)})")
+    training = [stage_card(stage, recipe, stages[i - 1] if i else None)
+                for i, (stage, recipe) in enumerate(zip(stages, recipes))]
+    config = stages[-1]["config"]
     model = load_model(checkpoint)
     arch = {k: v for k, v in config["model"].items() if k not in ("init",)}
     quality = json.loads(args.quality.read_text())
     speed = json.loads(args.speed.read_text()) if args.speed else {}
-    iteration = int(metadata.get(ITERATION_KEY, 0))
+    iterations = sum(t["iterations"] for t in training)
     gains = {name: describe_score(name, r) for name, r in quality.items()}
     card = {
         "name": args.name,
         "summary": (f"NAFNet width {arch['width']}, {count_parameters(model) / 1e6:.1f} M parameters, trained by "
-                    f"nafft for {iteration:,} iterations on realistic synthetic blur; held-out photographs blurred "
+                    f"nafft for {iterations:,} iterations on realistic synthetic blur; held-out photographs blurred "
                     f"by an independent generator: {gains.get('shake', 'not measured')}"),
         "architecture": {**arch, "parameters": count_parameters(model),
                          "gmacs_256x256": round(count_macs(model.eval(), (256, 256)) / 1e9, 3)},
-        "training": {
-            "recipe": "nafft-photo (src/nafft/configs/nafft-photo.yaml)",
-            "iterations": iteration, "planned_iterations": config["train"]["iterations"],
-            "crop": config["data"]["patch_size"], "batch": config["data"]["batch_size"],
-            "loss": {k: v for k, v in config["loss"].items() if k in LOSS_TERMS and v > 0},
-            "optimizer": config["optim"], "schedule": config["schedule"], "ema": config["train"]["ema"],
-            "weights": metadata.get("nafft_weights", "raw"),
-            "init": config["model"].get("init"),
-            "hours": round(training_hours(args.run, iteration), 2),
-            "machine": f"{platform.machine()} CPU, 1 torch thread, torch {torch.__version__}",
-        },
+        "training": training,
         "data": data_card(config),
         "scores": gains,
         "scores_detail": quality,
@@ -150,8 +195,27 @@ def main() -> int:
     return 0
 
 
+def describe_stages(stages: list[dict]) -> list[str]:
+    """One paragraph per training stage, first to last."""
+    paragraphs = []
+    for i, t in enumerate(stages):
+        stopped = (f"It was stopped at iteration {t['iterations']:,} of the {t['planned_iterations']:,} its schedule "
+                   "plans (learning rate still high). " if t["iterations"] < t["planned_iterations"] else "")
+        start = t["init"] or "a random initialisation"
+        head = f"Stage {i + 1} (`{t['run']}`), recipe" if len(stages) > 1 else "Recipe"
+        paragraphs += [f"{head} `{t['recipe']}`: {t['iterations']:,} iterations of batch {t['batch']} random "
+                       f"{t['crop']}x{t['crop']} crops, loss {t['loss']}, AdamW lr {t['optimizer']['lr']} (cosine to "
+                       f"{t['schedule']['eta_min']}, {t['schedule']['warmup_iters']} warm-up), EMA {t['ema']}, started "
+                       f"from {start}. {stopped}{t['hours']} hours of training steps on {t['machine']} (a 2-core "
+                       "AMD EPYC VM shared with other jobs).", ""]
+    if len(stages) > 1:
+        paragraphs.append(f"{sum(t['hours'] for t in stages):.2f} hours of training steps in all.")
+    return paragraphs[:-1] if paragraphs[-1] == "" else paragraphs
+
+
 def render(card: dict, size: float, diff: float) -> str:
     t, a = card["training"], card["architecture"]
+    last = t[-1]
     lines = [f"# The default model: `{card['name']}`", "",
              "Bundled inside the package (`src/nafft/weights/`, no download): `nafft deblur photo.jpg -o out` and "
              "`nafft eval` use it when `--checkpoint` is left out; from Python `nafft.load_default_model()`; "
@@ -164,14 +228,7 @@ def render(card: dict, size: float, diff: float) -> str:
              f"parameters, {a['gmacs_256x256']} GMACs at 256x256. Stored as float16 ({size:.1f} MiB; outputs within "
              f"{diff:.0e} of the float32 weights), run in float32. TLC at the training crop size.", "",
              "## Training", "",
-             f"Recipe `{t['recipe']}`: {t['iterations']:,} iterations of batch {t['batch']} random "
-             f"{t['crop']}x{t['crop']} crops, loss {t['loss']}, AdamW lr {t['optimizer']['lr']} (cosine to "
-             f"{t['schedule']['eta_min']}, {t['schedule']['warmup_iters']} warm-up), EMA {t['ema']} (the shipped "
-             f"weights: {t['weights']}), started from {t['init'] or 'a random initialisation'}. "
-             + (f"The run was stopped at iteration {t['iterations']:,} of the {t['planned_iterations']:,} its "
-                "schedule plans (learning rate still high; the EMA weights of that iteration ship). "
-                if t['iterations'] < t.get('planned_iterations', 0) else "")
-             + f"{t['hours']} hours of training steps on {t['machine']} (a 2-core AMD EPYC VM shared with other jobs).",
+             *describe_stages(t),
              "", "## Data", "",
              "Synthetic pairs from `nafft synth`'s realistic generator ([data](data.md#nafft-synth-training-pairs-"
              "without-downloads)), made by `scripts/default_model.sh`:", ""]
@@ -208,15 +265,18 @@ def render(card: dict, size: float, diff: float) -> str:
             cells = [describe_cell(n, scores.get(n)) for n in names]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", "## Reproduce", "", "From the repository root (`scripts/default_model.sh` makes the photographs, every "
-              "pair folder below and the training run; the shipped weights are the EMA weights of its iteration "
-              f"{t['iterations']:,}):", "", "```bash", "scripts/default_model.sh runs/nafft-photo",
+              "pair folder below and the training " + (f"runs of the {len(t)} stages" if len(t) > 1 else "run")
+              + f"; the shipped weights are the {'EMA' if last['weights'] == 'ema' else 'raw'} weights of "
+              f"{last['run']} at iteration {last['iterations']:,}):",
+              "", "```bash", "scripts/default_model.sh runs/nafft-photo",
               "python benchmarks/default_model.py quality --checkpoint CKPT --out runs/default_model \\",
               "    " + " ".join(f"--set {n}=data/default/{Path(r['folder']).name}" for n, r in
                               card["scores_detail"].items()),
               "python benchmarks/default_model.py speed --out runs/default_model",
               "python benchmarks/default_model.py figure --out runs/default_model --set shake=data/default/test_shake",
-              "python scripts/ship_default_model.py --run runs/nafft-photo --checkpoint CKPT \\",
-              "    --quality runs/default_model/quality.json --speed runs/default_model/speed.json", "```", "",
+              f"python scripts/ship_default_model.py --run runs/{last['run']} --checkpoint CKPT \\",
+              "    --quality runs/default_model/quality.json --speed runs/default_model/speed.json"
+              + "".join(f" --recipe {stage['recipe'].split()[0]}" for stage in t if len(t) > 1), "```", "",
               "On one GPU, `make default-model-gpu` makes the same data, trains the recipe `nafft-photo-gpu` from these "
               "weights (`--init`) for at most 7.5 minutes (`train.max_minutes`) and scores the result on the same "
               "sets; it has not yet run on a GPU (none has been available to this project).", "",
