@@ -5,7 +5,8 @@
 
 Writes src/nafft/weights/nafft-photo.safetensors (the EMA weights stored as float16: half the size, outputs within
 float rounding of float32, loaded back into float32) whose metadata carries the card (`nafft models` prints it),
-and docs/default-model.md, the same card for people. The card is built from the run folder (config, iterations,
+and docs/default-model.md, the same card for people, with the measured alternatives (`--alternative`, kept out
+of the weight file) beside it. The card is built from the run folder (config, iterations,
 training time from metrics.jsonl), the training data's synth.json files and the figures of
 benchmarks/default_model.py; nothing in it is typed by hand. A run warm-started from another run's weights
 (`model.init`) is described as the last of its stages, each stage read from its weight file's metadata and its
@@ -177,7 +178,10 @@ def main() -> int:
         },
     }
     tensors = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in load_file(str(checkpoint)).items()}
-    meta = {**metadata, CARD_KEY: json.dumps(card), "nafft_dtype": "float16"}
+    # the weight file's card describes these weights; the measured alternatives are for the docs page only (so
+    # that adding one leaves the file alone)
+    shipped_card = {k: v for k, v in card.items() if k != "alternatives"}
+    meta = {**metadata, CARD_KEY: json.dumps(shipped_card), "nafft_dtype": "float16"}
     target = REPO / "src" / "nafft" / "weights" / f"{args.name}.safetensors"
     if unchanged(target, tensors, meta):  # safetensors orders metadata at random: rewriting would change the bytes
         print(f"{target}: weights and card as shipped, file left as it is")
