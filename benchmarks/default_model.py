@@ -9,6 +9,8 @@ the input and of the output, the gain, the share of images improved and the wors
 OUT/quality.json keeps them, OUT/SET/ the usual eval outputs with panels.
 speed: `nafft deblur` of a 1280x720 and a 4000x3000 synthetic photograph (smooth shapes and texture, saved as PNG),
 each in a fresh process: wall seconds, CPU seconds and peak RSS, default settings (automatic tiling).
+compare: per image, the quality run in OUT against the one in --base (same --set names): mean and median PSNR
+difference, images better and worse, the largest losses.
 figure: blur | model | sharp rows of one set's images at the median and at the largest PSNR gain (from that set's
 per_image.csv of a quality run in OUT), written to --figure as a JPEG for the README.
 Without --checkpoint the bundled default model is measured.
@@ -19,6 +21,7 @@ Without --checkpoint the bundled default model is measured.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import subprocess
@@ -114,7 +117,6 @@ def speed(args) -> dict:
 
 def figure(args) -> None:
     """The README's picture: the images of a set at the median and at the largest gain, blur | model | sharp."""
-    import csv
 
     from nafft.data.io import image_to_tensor, read_image, write_image
     from nafft.engine.evaluate import labelled_grid
@@ -143,18 +145,44 @@ def figure(args) -> None:
     print(f"{args.figure}: {', '.join(r for r in (rows[len(rows) // 2]['name'], rows[-1]['name']))}")
 
 
+def compare(args) -> None:
+    """Per image, the candidate quality run (--out) against a base one (--base), on the sets named by --set."""
+    import statistics
+
+    def gains(run: Path, name: str) -> dict[str, float]:
+        with open(run / name / "per_image.csv", newline="") as f:
+            return {r["name"]: float(r["psnr"]) - float(r["input_psnr"]) for r in csv.DictReader(f)}
+
+    for spec in args.set:
+        name = spec.split("=", 1)[0]
+        base, candidate = gains(args.base, name), gains(args.out, name)
+        if base.keys() != candidate.keys():
+            raise SystemExit(f"{name}: the two runs scored different images")
+        diff = sorted((candidate[k] - base[k], k) for k in base)
+        values = [d for d, _ in diff]
+        print(f"{name}: {len(values)} images, candidate - base PSNR: mean {statistics.mean(values):+.3f} dB, median "
+              f"{statistics.median(values):+.3f} dB; better on {sum(d > 0 for d in values)}, worse on "
+              f"{sum(d < 0 for d in values)}; largest losses " + ", ".join(f"{k} {d:+.2f}" for d, k in diff[:5]))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("section", choices=("quality", "speed", "figure"))
+    parser.add_argument("section", choices=("quality", "speed", "figure", "compare"))
     parser.add_argument("--checkpoint", help="weights to measure (default: the bundled default model)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=FOLDER", help="quality: a pair folder")
     parser.add_argument("--panels", type=int, default=4, help="quality: comparison panels per set")
     parser.add_argument("--threads", type=int, default=None, help="speed: --threads of nafft deblur")
     parser.add_argument("--out", type=Path, default=Path("runs/default_model"))
     parser.add_argument("--figure", type=Path, default=Path("docs/images/default_model.jpg"), help="figure: output")
+    parser.add_argument("--base", type=Path, help="compare: the quality run (its --out) to compare --out against")
     args = parser.parse_args()
-    if args.section in ("quality", "figure") and not args.set:
+    if args.section in ("quality", "figure", "compare") and not args.set:
         parser.error(f"{args.section} needs at least one --set NAME=FOLDER")
+    if args.section == "compare":
+        if args.base is None:
+            parser.error("compare needs --base RUN (a quality run's --out)")
+        compare(args)
+        return 0
     if args.section == "figure":
         figure(args)
         return 0
