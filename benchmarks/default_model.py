@@ -115,6 +115,12 @@ def speed(args) -> dict:
     return results
 
 
+def per_image(run: Path, name: str) -> list[dict]:
+    """The rows of a quality run's NAME/per_image.csv, each with its PSNR gain over the input as "gain"."""
+    with open(run / name / "per_image.csv", newline="") as f:
+        return [{**r, "gain": float(r["psnr"]) - float(r["input_psnr"])} for r in csv.DictReader(f)]
+
+
 def figure(args) -> None:
     """The README's picture: the images of a set at the median and at the largest gain, blur | model | sharp."""
 
@@ -126,8 +132,7 @@ def figure(args) -> None:
     from nafft.weights import DEFAULT_MODEL, bundled_weights
 
     name, folder = args.set[0].split("=", 1)
-    with open(args.out / name / "per_image.csv", newline="") as f:
-        rows = sorted(csv.DictReader(f), key=lambda r: float(r["psnr"]) - float(r["input_psnr"]))
+    rows = sorted(per_image(args.out, name), key=lambda r: r["gain"])
     checkpoint = Path(args.checkpoint) if args.checkpoint else bundled_weights()
     predictor = Predictor(load_for_inference(checkpoint, tlc=True).model, device="cpu")
     label = DEFAULT_MODEL if not args.checkpoint else Path(args.checkpoint).stem
@@ -137,7 +142,7 @@ def figure(args) -> None:
         blur = read_image(Path(folder) / "blur" / file_name).rgb
         sharp = read_image(Path(folder) / "sharp" / file_name).rgb
         output = predictor(image_to_tensor(blur))
-        gain = float(row["psnr"]) - float(row["input_psnr"])
+        gain = row["gain"]
         grids.append(labelled_grid([to_uint8(x) for x in (blur, output, sharp)],
                                    [f"blur {float(row['input_psnr']):.2f} dB ({which})",
                                     f"{label} {float(row['psnr']):.2f} dB ({gain:+.2f})", "sharp"]))
@@ -149,13 +154,9 @@ def compare(args) -> None:
     """Per image, the candidate quality run (--out) against a base one (--base), on the sets named by --set."""
     import statistics
 
-    def gains(run: Path, name: str) -> dict[str, float]:
-        with open(run / name / "per_image.csv", newline="") as f:
-            return {r["name"]: float(r["psnr"]) - float(r["input_psnr"]) for r in csv.DictReader(f)}
-
     for spec in args.set:
         name = spec.split("=", 1)[0]
-        base, candidate = gains(args.base, name), gains(args.out, name)
+        base, candidate = ({r["name"]: r["gain"] for r in per_image(run, name)} for run in (args.base, args.out))
         if base.keys() != candidate.keys():
             raise SystemExit(f"{name}: the two runs scored different images")
         diff = sorted((candidate[k] - base[k], k) for k in base)
