@@ -142,7 +142,7 @@ def bench_onnx(args) -> dict:
     import onnxruntime as ort
 
     from nafft.inference.export import export_onnx
-    from nafft.runtime import tune_malloc
+    from nafft.malloc_tuning import tune_malloc
 
     tune_malloc()  # what the nafft command does at start
     model = random_model("nafnet-w32")
@@ -284,7 +284,7 @@ def bench_activations(args) -> dict:
 
 
 def bench_crossover(args) -> dict:
-    from nafft.runtime import tune_malloc
+    from nafft.malloc_tuning import tune_malloc
 
     tune_malloc()  # what the nafft command does at start
     model = random_model(args.model)

@@ -6,7 +6,7 @@ Do not preload an allocator yourself: every configuration runs in its own child 
 chosen at process start), and the rounds interleave the configurations so that a busy machine slows all alike:
 
     glibc            the system malloc, as `python` starts
-    glibc+mallopt    glibc after `nafft.runtime.tune_malloc()` (what the `nafft` command does at start):
+    glibc+mallopt    glibc after `nafft.malloc_tuning.tune_malloc()` (what the `nafft` command does at start):
                      mallopt(M_MMAP_THRESHOLD=32 MiB, M_TRIM_THRESHOLD=2 GiB), so that freed blocks up to 32 MiB
                      stay in the heap instead of going back to the kernel
     jemalloc         libjemalloc preloaded with its defaults (dirty pages purged after 10 s, muzzy ones at once)
@@ -41,7 +41,7 @@ import json, resource, statistics, sys, time
 import torch
 preset, h, w, runs, mallopt = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
 if mallopt:
-    from nafft.runtime import tune_malloc
+    from nafft.malloc_tuning import tune_malloc
     assert tune_malloc()
 from nafft.models import build_model
 model = build_model(preset).eval().to(memory_format=torch.channels_last)

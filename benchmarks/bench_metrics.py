@@ -1,5 +1,5 @@
 """SSIM speed: the torch implementation (nafft.metrics) against the numpy float64 reference it replaced
-(tests/metrics_reference.py), interleaved in one process, with the malloc settings of the `nafft` command:
+(benchmarks/reference/metrics.py), interleaved in one process, with the malloc settings of the `nafft` command:
 
     .venv/bin/python benchmarks/bench_metrics.py --threads 1
 
@@ -22,11 +22,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.metrics_reference import ssim3d_numpy, ssim_numpy  # noqa: E402
+from benchmarks.reference.metrics import ssim3d_numpy, ssim_numpy  # noqa: E402
 
+from nafft.malloc_tuning import tune_malloc  # noqa: E402
 from nafft.metrics import ssim, ssim3d, ssim_and_ssim3d  # noqa: E402
 from nafft.profiling import time_interleaved  # noqa: E402
-from nafft.runtime import tune_malloc  # noqa: E402
 
 
 def restoration_pair(height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -1,12 +1,12 @@
 """Model speed targets, measured side by side in one process with the malloc settings of the `nafft` command
-(`nafft.runtime.tune_malloc`, applied here first):
+(`nafft.malloc_tuning.tune_malloc`, applied here first):
 
     .venv/bin/python benchmarks/bench_models.py --threads 1 --repeat 3
 
 Sections (all NAFNet-width32 scale, batch 1):
   forward  the default Python path (`load_model` on a saved file, then `model(x)` with an NCHW tensor: channels_last
            on the CPU) and the NCHW path (`set_memory_format(model, False)`, `--no-channels-last`) against a
-           straightforward NAFNet (tests/models/reference_nafnet.py, the official code's maths) at 256x256, that one
+           straightforward NAFNet (benchmarks/reference/nafnet.py, the official code's maths) at 256x256, that one
            also in channels_last (target: default path <= 0.80x the straightforward NCHW time)
   fold     DO-Conv model after reparameterize() against the plain-conv model: time ratio (target <= 1.02) and max |diff|
   train    DO-Conv training step against the plain-conv one (target <= 1.15x)
@@ -33,11 +33,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.models.reference_nafnet import RefNAFNet  # noqa: E402
+from benchmarks.reference.nafnet import RefNAFNet  # noqa: E402
 
+from nafft.malloc_tuning import tune_malloc  # noqa: E402
 from nafft.models import build_model, enable_tlc, load_model, reparameterize, save_model, set_memory_format  # noqa: E402
 from nafft.profiling import time_interleaved  # noqa: E402
-from nafft.runtime import tune_malloc  # noqa: E402
 
 SECTIONS = ("forward", "fold", "train", "fft", "tlc")
 

@@ -40,8 +40,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from nafft.malloc_tuning import tune_malloc  # noqa: E402
 from nafft.models import build_model, enable_tlc, save_model, set_memory_format  # noqa: E402
-from nafft.runtime import tune_malloc  # noqa: E402
 
 FOUR_K = (2160, 3840)
 SMALL_BUDGET = 2 << 30  # bytes: forces tiling of a 4K image for any NAFNet

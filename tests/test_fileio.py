@@ -64,8 +64,8 @@ def _tiny_model():
 def test_every_writer_gives_readable_files(tmp_path, umask):
     """Images, tiles, weights, training states, exports, reports: 0o644 under umask 022 (they were 0o600)."""
     from nafft.data.io import write_image
-    from nafft.engine.checkpoint import save_state
     from nafft.engine.evaluate import evaluate
+    from nafft.engine.run_checkpoints import save_state
     from nafft.experiments.plots import plot_curves
     from nafft.inference.export import export_safetensors
     from nafft.models import save_model
@@ -81,7 +81,7 @@ def test_every_writer_gives_readable_files(tmp_path, umask):
         export_safetensors(_tiny_model(), tmp_path / "folded.safetensors").path,
         plot_curves({"run": [[(1, 20.0), (2, 21.0)]]}, tmp_path / "curves.png", title="t"),
     ]
-    from nafft.data.pairs import Pair
+    from nafft.data.pair_folders import Pair
 
     write_image(tmp_path / "pairs" / "blur" / "a.png", rgb)
     write_image(tmp_path / "pairs" / "sharp" / "a.png", rgb)

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from benchmarks.reference.metrics import ssim3d_numpy, ssim_numpy
 
 import nafft.metrics
 from nafft.metrics import gaussian_taps, mean_finite, psnr, ssim, ssim3d, ssim_and_ssim3d, to_uint8
-from tests.metrics_reference import ssim3d_numpy, ssim_numpy
 
 C1 = (0.01 * 255) ** 2
 C2 = (0.03 * 255) ** 2

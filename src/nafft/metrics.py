@@ -18,7 +18,7 @@ data range is always 255 (NAFNet switches to 1 when an 8-bit image happens to be
 
 Both SSIMs run in torch (on the CPU, or the evaluation device), float64, with separable 11-tap sums over strips of
 rows that stay in the caches; `ssim_and_ssim3d` shares the filtering between the two. The tests check them against
-a straightforward numpy float64 implementation (tests/metrics_reference.py) to 1e-12. On a 720p image on a 2-core
+a straightforward numpy float64 implementation (benchmarks/reference/metrics.py) to 1e-12. On a 720p image on a 2-core
 CPU (two threads), SSIM-3D runs about 13x faster than it and the 2-D SSIM about 4.5x, whose numpy version was
 already the same separable algorithm (benchmarks/bench_metrics.py, docs/benchmarks.md).
 """

@@ -72,7 +72,7 @@ def test_export_takes_checkpoint_option_positional_and_presets(tmp_path, capsys)
 
 
 def test_a_training_state_is_named_as_such(tmp_path, capsys):
-    from nafft.engine.checkpoint import save_state
+    from nafft.engine.run_checkpoints import save_state
 
     state = save_state(tmp_path / "state_0000010.safetensors", {"iteration": 10, "model": {"w": np.ones(2)}})
     assert main(["export", "--checkpoint", str(state), "-o", str(tmp_path / "m.safetensors")]) == 2

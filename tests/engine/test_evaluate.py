@@ -8,7 +8,7 @@ import torch
 
 from nafft.cli import main
 from nafft.data.io import decode_image, write_image
-from nafft.data.pairs import find_pairs
+from nafft.data.pair_folders import find_pairs
 from nafft.engine.evaluate import CSV_COLUMNS, METRIC_KEYS, evaluate, summarize
 from nafft.inference import Predictor
 from nafft.metrics import psnr, ssim, ssim3d

@@ -13,8 +13,8 @@ import torch
 import yaml
 
 from nafft.cli import main
-from nafft.engine.checkpoint import latest_state, load_state
 from nafft.engine.config import LoopConfig, build_config, load_config
+from nafft.engine.run_checkpoints import latest_state, load_state
 from nafft.engine.trainer import CONFIG_KEY, Callback, Trainer, TrainingDiverged, train
 from nafft.errors import CheckpointError, ConfigError, UserError
 from nafft.models import load_model, read_metadata

@@ -144,10 +144,10 @@ def test_a_setting_added_to_the_config_later_at_its_default_does_not_orphan_fini
     setting is what the run did, so the folder is still accepted (anything else is refused)."""
     import yaml
 
-    from nafft.config import to_dict
     from nafft.errors import UserError
     from nafft.experiments.ablate import check_existing_runs
     from nafft.experiments.runs import recipe_config
+    from nafft.typed_config import to_dict
 
     config = recipe_config(tiny_configs[0], (tmp_path,), None, 10, 42)
     saved = to_dict(config)

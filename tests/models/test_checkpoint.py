@@ -3,11 +3,11 @@ import pickle
 
 import pytest
 import torch
+from benchmarks.reference.nafnet import RefNAFNet
 
 from nafft.errors import CheckpointError
 from nafft.models import ModelConfig, build_model, load_model, read_metadata, save_model
 from tests.models.conftest import TINY, randomize
-from tests.models.reference_nafnet import RefNAFNet
 
 
 def test_round_trip_through_safetensors(variant, tmp_path):

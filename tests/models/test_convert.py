@@ -1,11 +1,11 @@
 import pytest
 import torch
+from benchmarks.reference.nafnet import RefNAFNet
 
 from nafft.models import ModelConfig, build_model, disable_tlc, enable_tlc, reparameterize
 from nafft.models.conv import DOConv2d
 from nafft.models.pooling import AvgPool
 from tests.models.conftest import TINY, VARIANTS, randomize, variant_id
-from tests.models.reference_nafnet import RefNAFNet
 
 DOCONV = [v for v in VARIANTS if v.conv == "doconv"]
 

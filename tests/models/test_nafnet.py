@@ -1,11 +1,11 @@
 import pytest
 import torch
+from benchmarks.reference.nafnet import RefNAFNet
 
 from nafft.models import PRESETS, ModelConfig, build_model, infer_config, set_memory_format
 from nafft.models.conv import DOConv2d
 from nafft.models.fft import FFTResBlock
 from tests.models.conftest import TINY, randomize
-from tests.models.reference_nafnet import RefNAFNet
 
 
 @pytest.mark.parametrize("size", [(30, 37), (17, 9), (32, 32)])

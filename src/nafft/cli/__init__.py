@@ -14,7 +14,7 @@ import sys
 
 from nafft import __version__
 from nafft.errors import UserError
-from nafft.runtime import tune_malloc
+from nafft.malloc_tuning import tune_malloc
 
 # name -> module under nafft.cli; the order is the order of `nafft --help`.
 COMMANDS = {

@@ -100,6 +100,6 @@ def load_model_spec(spec: str):
         return build_model(spec), spec, True
     if Path(spec).is_file():
         return load_model(spec), Path(spec).stem, False
-    from nafft.config import suggest
+    from nafft.typed_config import suggest
 
     raise UserError(f"'{spec}' is neither a preset{suggest(spec, PRESETS)} nor an existing checkpoint file")

@@ -37,8 +37,8 @@ def summary_line(path: Path) -> str:
 def standalone_text(path: Path) -> str:
     """A recipe as one file that needs no other: verbatim when it has no `base:`, else its header comments followed
     by the merged mapping (what `nafft train -c` reads from the chain)."""
-    from nafft.config import dump_yaml, load_yaml
     from nafft.engine.config import read_config_file
+    from nafft.typed_config import dump_yaml, load_yaml
 
     text = path.read_text(encoding="utf-8")
     if "base" not in load_yaml(path):

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from nafft.data.pairs import scan_pairs
+    from nafft.data.pair_folders import scan_pairs
     from nafft.engine.evaluate import evaluate
     from nafft.errors import UserError
     from nafft.inference.loading import default_model_note, require_checkpoint

@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from nafft.data.tiling import claim_output, plan_tiles, run_tile_jobs
+    from nafft.data.gopro_crops import claim_output, plan_tiles, run_tile_jobs
 
     jobs, problems = plan_tiles(args.input, args.crop, args.step, args.thresh)
     claim_output(args.out, args.input, args.crop, args.step, args.thresh)  # refuses an OUT cut another way

@@ -37,6 +37,16 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _range(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in text.split("-")) if "-" in text else (float(text),) * 2
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or a range LOW-HIGH, got {text}") from None
+    if not 0 < low <= high:
+        raise argparse.ArgumentTypeError(f"a range must satisfy 0 < LOW <= HIGH, got {text}")
+    return low, high
+
+
 def _quality_range(text: str) -> tuple[int, int]:
     try:
         low, high = (int(q) for q in text.split("-")) if "-" in text else (int(text),) * 2
@@ -77,6 +87,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     camera.add_argument("--soft", type=_fraction,
                         help="fraction of scenes with out-of-focus regions or wholly out of focus (depth of field, "
                              "disc radius 1-4 px), in the target too (0.25 / 0)")
+    camera.add_argument("--soft-radius", type=_range, metavar="LOW-HIGH",
+                        help="disc radius range of the out-of-focus regions in pixels, drawn log-uniformly "
+                             "(default 1-4; close-ups and portraits show tens of pixels)")
+    camera.add_argument("--bokeh", type=_fraction,
+                        help="fraction of out-of-focus scenes with bright highlights that become bokeh discs (0 / 0)")
+    camera.add_argument("--noise-gain", type=_range, metavar="LOW-HIGH",
+                        help="sensor noise gain over RSBlur's typical level, drawn log-uniformly (default "
+                             "0.25-4; a low bound such as 0.01 adds nearly clean pairs)")
+    camera.add_argument("--log-uniform", type=_fraction,
+                        help="fraction of the moving pairs whose path length is log-uniform in 1-48 px instead "
+                             "of the everyday median 6 px (0 / 0)")
     camera.add_argument("--saturation", type=float,
                         help="exposure factor drawn from [1-S, 1+S] before clipping at 1, S in [0, 0.95] "
                              "(0.75 as RSBlur / 0)")
@@ -93,9 +114,9 @@ def settings_from_args(args: argparse.Namespace):
     """The `SynthSettings` the options describe."""
     from nafft.data.synth import CAMERA_OPTIONS, SynthError, SynthSettings
 
-    given = {name: getattr(args, name) for name in (*CAMERA_OPTIONS, "jpeg_quality")
-             if getattr(args, name) is not None}
-    if args.blur == "shake" and set(given) - {"jpeg_quality"}:
+    ranges = ("jpeg_quality", "soft_radius", "noise_gain")
+    given = {name: getattr(args, name) for name in (*CAMERA_OPTIONS, *ranges) if getattr(args, name) is not None}
+    if args.blur == "shake" and set(given) - set(ranges):
         named = ", ".join("--" + name.replace("_", "-") for name in given)
         raise SynthError(f"--blur shake is the evaluation generator and takes no camera options (got {named})")
     common = dict(source=args.source, size=args.size, seed=args.seed, blur=args.blur, strength=args.strength,

@@ -8,6 +8,7 @@ from nafft.data.datasets import (
     batch_sample_numbers,
     load_pairs,
 )
+from nafft.data.gopro_crops import TilingError, prepare_tiles, tile_boxes, tile_offsets
 from nafft.data.io import (
     IMAGE_SUFFIXES,
     Image,
@@ -20,9 +21,8 @@ from nafft.data.io import (
     tensor_to_image,
     write_image,
 )
-from nafft.data.pairs import Pair, PairingError, find_pairs, scan_pairs
+from nafft.data.pair_folders import Pair, PairingError, find_pairs, scan_pairs
 from nafft.data.synth import SynthError, SynthSettings, make_pair, synthesize_pairs
-from nafft.data.tiling import TilingError, prepare_tiles, tile_boxes, tile_offsets
 
 __all__ = [
     "IMAGE_SUFFIXES",

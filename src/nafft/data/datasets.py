@@ -22,7 +22,7 @@ import numpy as np
 from torch.utils.data import Dataset, Sampler
 
 from nafft.data.io import decode_image, image_to_tensor
-from nafft.data.pairs import Pair, PairingError, find_pairs
+from nafft.data.pair_folders import Pair, PairingError, find_pairs
 from nafft.data.transforms import NUM_TRANSFORMS, crop, dihedral
 from nafft.errors import UserError
 
@@ -71,7 +71,7 @@ class PairedTrainDataset(Dataset):
     """Random aligned `patch_size` crops with random flips/rotations, indexed by global sample number.
 
     Args:
-        roots: one pair root or several (flat or split layouts, see `nafft.data.pairs`).
+        roots: one pair root or several (flat or split layouts, see `nafft.data.pair_folders`).
         patch_size: side of the square crops.
         seed: non-negative integer; all randomness derives from it and the sample number.
         augment: apply one of the 8 flips/rotations (the crop positions do not depend on this flag).

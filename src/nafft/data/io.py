@@ -4,6 +4,11 @@ Every image reaches the network as float32 RGB in [0, 1]; grayscale is repeated 
 channel is split off and kept (with the original bit depth) so that results can be written back the same way.
 Supported: PNG, JPEG, TIFF, WebP, BMP, 8 and 16 bits per channel.
 
+What a photograph carries besides its pixels travels with it (`ImageMetadata`, read by `decode_with_metadata`,
+written by `write_image(..., metadata=)`): the ICC profile, EXIF, XMP and PNG text, wherever the output format
+carries them (JPEG, PNG, WebP and TIFF carry ICC, EXIF and XMP; PNG text only PNG; BMP none). The pixels are turned
+upright once, when read, so the EXIF and XMP orientation written back is 1 (a viewer must not turn them again).
+
 Pillow (13 at the time of writing) decodes 16-bit grayscale correctly but truncates 16-bit RGB/RGBA PNG and TIFF to
 their high bytes, and cannot write them. So:
 - 16-bit PNG is decoded by Pillow's own C decoder twice, once with the unpacker that keeps the high byte of each
@@ -12,7 +17,10 @@ their high bytes, and cannot write them. So:
   16-bit gray+alpha PNG is unpacked as four raw bytes per pixel in one pass.
 - 16-bit colour TIFF is read and written with `tifffile` (pure Python + numpy; deflate/packbits/uncompressed,
   LZW needs the optional `imagecodecs`).
-- 16-bit PNG is written by a small numpy encoder below (Paeth filter, zlib).
+- 16-bit PNG is written by a small numpy encoder below (Paeth filter, zlib), with the metadata chunks.
+- TIFF (8 and 16 bits) is written by a small encoder below (deflate, horizontal predictor) whose tags, EXIF and GPS
+  sub-IFDs included, Pillow serialises: Pillow's own TIFF writer cannot hold 16-bit colour and drops the EXIF
+  sub-IFD of an EXIF block it is given, and `tifffile` writes no EXIF sub-IFD.
 
 Writes are atomic and get the permissions of the user's umask (`nafft.fileio.atomic_write`).
 """
@@ -20,10 +28,13 @@ Writes are atomic and get the permissions of the user's umask (`nafft.fileio.ato
 from __future__ import annotations
 
 import io as _io
+import logging
 import os
+import re
 import struct
 import zlib
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +56,27 @@ _FORMATS = {
     ".bmp": "BMP",
 }
 _ORIENTATION_TAG = 0x0112
+_EXIF_IFD_TAG = 0x8769
+_GPS_IFD_TAG = 0x8825
+_XMP_TAG = 700
+_ICC_TAG = 34675
+# TIFF tags that say how a file stores its pixels rather than what the picture is. A TIFF's first IFD holds them
+# beside the EXIF-like tags (Make, Model, DateTime...), which is what Pillow's getexif() returns for a TIFF; they must
+# not travel into a file that stores its pixels differently. ICC and XMP travel on their own.
+_STRUCTURE_TAGS = frozenset({
+    254, 255, 256, 257, 258, 259, 262, 263, 266, 269, 273, 277, 278, 279, 280, 281, 284, 285, 297, 317, 320, 322,
+    323, 324, 325, 330, 338, 339, 340, 341, 347, 513, 514, 529, 530, 531, 532, _XMP_TAG, _ICC_TAG,
+})  # fmt: skip
+# XMP's copy of the EXIF orientation, as attribute or element (Pillow's exif_transpose edits the same two forms).
+_XMP_ORIENTATION = (
+    re.compile(rb'(tiff:Orientation=")([0-9])(")'),
+    re.compile(rb"(<tiff:Orientation>)([0-9])(</tiff:Orientation>)"),
+)
+_XMP_PNG_KEY = "XML:com.adobe.xmp"
+# ImageMagick's PNG text copy of EXIF: replaced by the eXIf chunk written from the same EXIF (orientation 1).
+_PNG_RAW_EXIF_KEY = "Raw profile type exif"
+
+log = logging.getLogger(__name__)
 # PNG raw modes of 16-bit colour data and the raw mode that unpacks the other (low) byte of every sample.
 _PNG16_LOW_BYTE = {"RGB;16B": "RGB;16L", "RGBA;16B": "RGBA;16L"}
 
@@ -82,6 +114,26 @@ class Image:
         return int(self.rgb.shape[1])
 
 
+@dataclass(frozen=True)
+class ImageMetadata:
+    """What an image file carries besides its pixels, to be written back with a result made from them.
+
+    Attributes:
+        icc_profile: the ICC colour profile, or None.
+        exif: an EXIF block (b"Exif\\0\\0" + TIFF structure) with the orientation, where there is one, set to 1: the
+            pixels were turned upright when read. None when the file has no EXIF.
+        xmp: the XMP packet (its tiff:Orientation set to 1 when the pixels were turned), or None.
+        text: PNG text chunks (tEXt, zTXt, iTXt) as (keyword, text) pairs, XMP excluded.
+        gray: the file stores one colour channel (grayscale, with or without alpha), so a result is written gray.
+    """
+
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    xmp: bytes | None = None
+    text: tuple[tuple[str, str], ...] = field(default=())
+    gray: bool = False
+
+
 def is_image_file(path: str | os.PathLike) -> bool:
     """True for a visible file name with a supported image suffix (case-insensitive)."""
     name = Path(path).name
@@ -117,9 +169,28 @@ def _open(path: Path) -> PILImage.Image:
     try:
         return PILImage.open(path)
     except UnidentifiedImageError:
-        raise ImageReadError(f"{path}: not an image file Pillow can identify") from None
+        raise ImageReadError(f"{path}: {_unidentified_reason(path)}") from None
     except (OSError, ValueError, PILImage.DecompressionBombError) as exc:
         raise ImageReadError(f"{path}: cannot open image: {exc}") from None
+
+
+def _unidentified_reason(path: Path) -> str:
+    """Why Pillow could not open `path`: a TIFF whose samples nafft does not take is named as such (Pillow opens a
+    float gray TIFF and nafft refuses it with this reason, but cannot open a float RGB one at all)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        try:
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                dtype = np.dtype(tif.pages[0].dtype)
+        except Exception:
+            return "a TIFF file nafft cannot decode"
+        if dtype.kind == "f":
+            return "floating-point images are not supported (use 8 or 16-bit integers)"
+        return f"unsupported TIFF sample type {dtype} (expected 8 or 16-bit integers)"
+    return "not an image file Pillow can identify"
 
 
 def _orientation(im: PILImage.Image) -> int:
@@ -272,10 +343,25 @@ def decode_image(path: str | os.PathLike, rows: int | None = None) -> tuple[np.n
     Raises:
         ImageReadError: missing, truncated or undecodable file, or an unsupported pixel format; names the file.
     """
-    return _decode(Path(path), rows, partial=True)
+    rgb, alpha, bit_depth, _ = _decode(Path(path), rows, partial=True)
+    return rgb, alpha, bit_depth
 
 
-def _decode(path: Path, rows: int | None, partial: bool) -> tuple[np.ndarray, np.ndarray | None, int]:
+def decode_with_metadata(
+    path: str | os.PathLike,
+) -> tuple[np.ndarray, np.ndarray | None, int, ImageMetadata]:
+    """`decode_image` of the whole file, plus what it carries besides its pixels (`ImageMetadata`), to be passed to
+    `write_image` with a result made from them.
+
+    Raises:
+        ImageReadError: as `decode_image`.
+    """
+    return _decode(Path(path), None, partial=False, metadata=True)
+
+
+def _decode(
+    path: Path, rows: int | None, partial: bool, metadata: bool = False
+) -> tuple[np.ndarray, np.ndarray | None, int, ImageMetadata | None]:
     with _open(path) as im:
         limit = rows if partial and _can_limit_rows(im, rows) else None
         try:
@@ -285,7 +371,9 @@ def _decode(path: Path, rows: int | None, partial: bool) -> tuple[np.ndarray, np
                 array = _decode_png16(path, im, limit)
                 if array is None:
                     array = _decode_pillow(path, im, limit)
+            # Pillow turns a TIFF itself when loading it (and then reports orientation 1); tifffile does not.
             orientation = _orientation(im)
+            meta = _read_metadata(im, orientation) if metadata else None
         except UserError:
             raise
         except (OSError, ValueError, SyntaxError, EOFError, PILImage.DecompressionBombError) as exc:
@@ -301,13 +389,52 @@ def _decode(path: Path, rows: int | None, partial: bool) -> tuple[np.ndarray, np
         colour, alpha = array, None
     if colour.shape[-1] == 1:
         colour = np.repeat(colour, 3, axis=-1)
+        if meta is not None:
+            meta = dataclasses.replace(meta, gray=True)
     elif colour.shape[-1] != 3:
         raise ImageReadError(f"{path}: unsupported number of channels ({channels})")
     colour = np.ascontiguousarray(_orient(colour, orientation)[:rows])
     if alpha is not None:
         alpha = np.ascontiguousarray(_orient(alpha, orientation)[:rows])
     bit_depth = 16 if colour.dtype == np.uint16 else 8
-    return colour, alpha, bit_depth
+    return colour, alpha, bit_depth, meta
+
+
+def _read_metadata(im: PILImage.Image, orientation: int) -> ImageMetadata:
+    """The metadata of an opened (and decoded, so that PNG chunks after the pixels are seen) image; `orientation`
+    is the one applied to its pixels."""
+    icc = im.info.get("icc_profile") or None
+    exif_block = None
+    try:
+        exif = im.getexif()
+    except Exception:  # a broken EXIF block is dropped rather than making the pixels unreadable
+        exif = None
+    if exif:
+        for tag in _STRUCTURE_TAGS & set(exif):
+            del exif[tag]
+        if _ORIENTATION_TAG in exif:
+            exif[_ORIENTATION_TAG] = 1
+        if len(exif):
+            try:
+                exif_block = exif.tobytes()
+            except Exception as exc:
+                log.warning("%s: EXIF not kept, Pillow cannot write it back (%s)", im.filename, exc)
+    xmp = im.info.get("xmp") or None
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8")
+    if isinstance(xmp, tuple | list):
+        xmp = bytes(xmp)
+    if xmp is not None and orientation != 1:
+        for pattern in _XMP_ORIENTATION:
+            xmp = pattern.sub(rb"\g<1>1\g<3>", xmp)
+    text: tuple[tuple[str, str], ...] = ()
+    if im.format == "PNG":
+        chunks = getattr(im, "text", None) or {}
+        text = tuple(
+            (str(key), str(value)) for key, value in chunks.items()
+            if key != _XMP_PNG_KEY and not (key == _PNG_RAW_EXIF_KEY and exif_block is not None)
+        )
+    return ImageMetadata(icc_profile=icc, exif=exif_block, xmp=xmp, text=text)
 
 
 def to_float(array: np.ndarray) -> np.ndarray:

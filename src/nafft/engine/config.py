@@ -23,8 +23,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from nafft.config import apply_overrides, diff_keys, dump_yaml, from_dict, load_yaml, suggest, to_dict
 from nafft.errors import ConfigError
+from nafft.typed_config import apply_overrides, diff_keys, dump_yaml, from_dict, load_yaml, suggest, to_dict
 
 log = logging.getLogger(__name__)
 
@@ -291,7 +291,7 @@ class TrainConfig:
 
     def model_config(self):
         """The `nafft.models.ModelConfig` of this run."""
-        from nafft.models.config import resolve_config
+        from nafft.models.architecture import resolve_config
 
         return resolve_config({k: v for k, v in self.model.items() if k != "init"})
 
@@ -308,7 +308,7 @@ class TrainConfig:
 def resolve_model_section(section: Mapping[str, Any] | str) -> dict[str, Any]:
     """`{preset: NAME, field: value...}` -> the preset name (if any) followed by every ModelConfig field, and
     `init` (weights a new run starts from) when given."""
-    from nafft.models.config import resolve_config
+    from nafft.models.architecture import resolve_config
 
     if isinstance(section, str):
         section = {"preset": section}

@@ -145,7 +145,7 @@ def evaluate(
     Args:
         predictor: maps a (3, H, W) float tensor in [0, 1] to the restored tensor; its `last_tiles` (the tiles of
             the last image, 0: whole) goes into the CSV.
-        pairs: `nafft.data.pairs.Pair`s (name, blur, sharp).
+        pairs: `nafft.data.pair_folders.Pair`s (name, blur, sharp).
         out_dir: the output folder (created).
         save_images: also write every prediction to `images/NAME.png`.
         panels: number of images (spread over the set) that get comparison and FFT panels.

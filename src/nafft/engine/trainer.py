@@ -15,7 +15,7 @@ A step whose loss or gradient norm is not finite is skipped (no update, no EMA u
 with overflowing gradients itself (counted as `amp_overflows`), as usual.
 
 Outputs in RUN_DIR: config.yaml (the resolved config), metrics.jsonl and tb/ (`nafft.engine.runlog`), checkpoints/
-(`nafft.engine.checkpoint.CheckpointSaver`).
+(`nafft.engine.run_checkpoints.CheckpointSaver`).
 """
 
 from __future__ import annotations
@@ -34,9 +34,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from nafft.config import dump_yaml, to_dict
-from nafft.engine import checkpoint as ckpt
 from nafft.engine import distributed as dist_utils
+from nafft.engine import run_checkpoints as ckpt
 from nafft.engine.callbacks import Callback, LoggingCallback, call, visible_logging
 from nafft.engine.config import TrainConfig, changed_settings
 from nafft.engine.ema import EMA
@@ -46,6 +45,7 @@ from nafft.engine.validate import Validator
 from nafft.errors import CheckpointError, ConfigError, UserError
 from nafft.losses import CombinedLoss
 from nafft.models.checkpoint import TRAIN_CONFIG_KEY as CONFIG_KEY  # noqa: F401 (kept importable from here)
+from nafft.typed_config import dump_yaml, to_dict
 
 __all__ = ["Callback", "LoggingCallback", "Trainer", "TrainingDiverged", "train"]
 

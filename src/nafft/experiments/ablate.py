@@ -25,7 +25,6 @@ from typing import Any
 
 import torch
 
-from nafft.config import diff_keys, to_dict
 from nafft.errors import UserError
 from nafft.experiments.plots import plot_curves, plot_differences
 from nafft.experiments.runs import (
@@ -44,6 +43,7 @@ from nafft.experiments.runs import (
 )
 from nafft.experiments.stats import paired_differences, paired_interval
 from nafft.fileio import atomic_write_text
+from nafft.typed_config import diff_keys, to_dict
 
 log = logging.getLogger(__name__)
 

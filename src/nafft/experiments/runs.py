@@ -329,7 +329,7 @@ def _rel(path: Path) -> str:
 
 def pairs_of(folders: Sequence[Path]):
     """Every pair of the given folders (names prefixed with the folder name so they stay unique)."""
-    from nafft.data.pairs import Pair, find_pairs
+    from nafft.data.pair_folders import Pair, find_pairs
 
     pairs = []
     for folder in folders:
@@ -404,7 +404,7 @@ def train_and_evaluate(name: str, config, run_dir: Path, test: Sequence[Path], p
     """Train `config` in `run_dir` (continuing an interrupted run, a finished one is left as it is), then evaluate
     `last.safetensors` on `test` into run_dir/eval (skipped when that evaluation already exists)."""
     from nafft.engine.callbacks import LoggingCallback
-    from nafft.engine.checkpoint import latest_state
+    from nafft.engine.run_checkpoints import latest_state
     from nafft.engine.trainer import train
     from nafft.models import build_model, reparameterize
     from nafft.profiling import count_macs, count_parameters

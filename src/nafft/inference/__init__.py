@@ -2,7 +2,7 @@
 
 from nafft.inference.loading import LoadedModel, load_for_inference, require_checkpoint, train_patch_size
 from nafft.inference.predict import DeviceError, Predictor, estimate_memory, resolve_device, self_ensemble
-from nafft.inference.tiling import TileLayout, axis_weights, tile_starts
+from nafft.inference.tile_layout import TileLayout, axis_weights, tile_starts
 
 __all__ = [
     "DeviceError",

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from nafft.errors import UserError
-from nafft.inference.tiling import TileLayout, round_up, tile_starts
+from nafft.inference.tile_layout import TileLayout, round_up, tile_starts
 from nafft.models.convert import set_memory_format
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ ACTIVATION_FACTOR = 18.0
 # The smallest tile, in units of the model's padding multiple: smaller tiles leave the deepest level a pixel or two
 # wide, cost far more than they save, and leave no room for an overlap on the aligned grid.
 MIN_TILE_MULTIPLES = 4
-# CPU speed: an activation buffer above glibc's largest mmap threshold (32 MiB, also what `nafft.runtime` sets) is
+# CPU speed: an activation buffer above glibc's largest mmap threshold (32 MiB, also what `nafft.malloc_tuning` sets) is
 # returned to the kernel when freed and page-faulted in again at the next allocation. Measured with
 # `benchmarks/bench_inference.py --sections crossover` (1 thread, TLC on; README "Whole or tiled"): whole images whose
 # full-resolution buffers exceed it run slower per pixel the larger they are (nafnet-small: 2.1 s/MP at 512x512,

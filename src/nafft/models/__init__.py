@@ -1,5 +1,6 @@
 """The NAFNet / NAFFT-Net model family: one composable U-Net, presets, conversion and checkpoints."""
 
+from nafft.models.architecture import PRESETS, ModelConfig, resolve_config
 from nafft.models.attention import ATTENTIONS, eca_kernel_size
 from nafft.models.checkpoint import (
     infer_config,
@@ -9,7 +10,6 @@ from nafft.models.checkpoint import (
     read_state_dict,
     save_model,
 )
-from nafft.models.config import PRESETS, ModelConfig, resolve_config
 from nafft.models.conv import CONVS, DOConv2d
 from nafft.models.convert import (
     disable_tlc,

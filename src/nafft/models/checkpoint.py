@@ -17,19 +17,19 @@ import torch
 from torch import nn
 
 from nafft import __version__
-from nafft.config import to_dict
 from nafft.errors import CheckpointError, ConfigError
 from nafft.fileio import atomic_write
+from nafft.models.architecture import ModelConfig, resolve_config
 from nafft.models.attention import eca_kernel_size
-from nafft.models.config import ModelConfig, resolve_config
 from nafft.models.convert import unwrap
 from nafft.models.nafnet import NAFNet
+from nafft.typed_config import to_dict
 
 # Metadata keys of nafft files, each defined here once.
 MODEL_CONFIG_KEY = "nafft_model_config"  # the architecture (every weight file)
 FORMAT_KEY = "format"
 FORMAT = "nafft"
-STATE_KEY = "nafft_state"  # a training state (nafft.engine.checkpoint): not model weights
+STATE_KEY = "nafft_state"  # a training state (nafft.engine.run_checkpoints): not model weights
 TRAIN_CONFIG_KEY = "nafft_train_config"  # the resolved training config (weight files written by training)
 ITERATION_KEY = "nafft_iteration"  # the iteration the weights are from
 WEIGHTS_KEY = "nafft_weights"  # "raw" or "ema"

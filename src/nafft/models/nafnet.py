@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nafft.models.architecture import ModelConfig, resolve_config
 from nafft.models.attention import ATTENTIONS
-from nafft.models.config import ModelConfig, resolve_config
 from nafft.models.conv import CONVS
 from nafft.models.fft import SKIPS, FFTResBlock
 from nafft.models.layers import LayerNorm2d, SimpleGate, conv1x1

@@ -3,7 +3,7 @@ import pytest
 
 from nafft.cli import main
 from nafft.data.io import decode_image, write_image
-from nafft.data.pairs import find_pairs
+from nafft.data.pair_folders import find_pairs
 from nafft.data.synth import (
     SynthError,
     SynthSettings,

@@ -79,10 +79,11 @@ def exposure_factor(rng: np.random.Generator, saturation: float) -> float:
     return float(factor) if saturation > 0 else 1.0
 
 
-def noise_level(rng: np.random.Generator, scale: float = 1.0) -> tuple[float, float]:
-    """(shot, read) variances: RSBlur's typical level times a log-uniform gain in `NOISE_GAIN_RANGE`, times
+def noise_level(rng: np.random.Generator, scale: float = 1.0,
+                gain_range: tuple[float, float] = NOISE_GAIN_RANGE) -> tuple[float, float]:
+    """(shot, read) variances: RSBlur's typical level times a log-uniform gain in `gain_range`, times
     `scale` squared (`scale` multiplies the noise's standard deviation)."""
-    gain = math.exp(rng.uniform(*np.log(NOISE_GAIN_RANGE)))
+    gain = math.exp(rng.uniform(*np.log(gain_range)))
     return SHOT_VARIANCE * gain * scale**2, READ_VARIANCE * gain * scale**2
 
 

@@ -27,6 +27,7 @@ LONG_MOTION_PX = (20.0, 40.0)
 STILL_MOTION_PX = 1.0
 DEFOCUS_RADIUS_PX = (0.5, 2.0)
 DEPTH_OF_FIELD_RADIUS_PX = (1.0, 4.0)
+LOG_UNIFORM_MOTION_PX = (1.0, 48.0)
 SHAKE_EXTENT_PX = (3.0, 35.0)
 
 
@@ -49,13 +50,16 @@ class Trajectory:
 
 
 def motion_length(rng: np.random.Generator, strength: float = 1.0, long_motion: float = 0.0,
-                  still: float = 0.0) -> float:
+                  still: float = 0.0, log_uniform: float = 0.0,
+                  choice_rng: np.random.Generator | None = None) -> float:
     """Path length in pixels from the mixture: with probability `still` at most `STILL_MOTION_PX` (half of those
     exactly 0), with probability `long_motion` uniform in `LONG_MOTION_PX`, otherwise log-normal with median
-    `MEDIAN_MOTION_PX` (capped at 6x the median); all but the still ones times `strength`.
+    `MEDIAN_MOTION_PX` (capped at 6x the median), or, for a share `log_uniform` of these, log-uniform in
+    `LOG_UNIFORM_MOTION_PX`; all but the still ones times `strength`.
 
-    Every call draws the same numbers whatever the probabilities, so changing them changes which kind a pair
-    gets, not the rest of its randomness.
+    Every call draws the same numbers from `rng` whatever the probabilities, so changing them changes which kind
+    a pair gets, not the rest of its randomness; the log-uniform choice and length come from `choice_rng` (needed
+    when `log_uniform` > 0).
     """
     u, half, sub_pixel = rng.random(), rng.random(), rng.uniform(0.0, STILL_MOTION_PX)
     long = rng.uniform(*LONG_MOTION_PX)
@@ -64,6 +68,8 @@ def motion_length(rng: np.random.Generator, strength: float = 1.0, long_motion: 
         return 0.0 if half < 0.5 else sub_pixel
     if u < still + long_motion:
         return strength * long
+    if log_uniform > 0 and choice_rng.random() < log_uniform:
+        return strength * math.exp(choice_rng.uniform(*np.log(LOG_UNIFORM_MOTION_PX)))
     return strength * usual
 
 
@@ -232,11 +238,18 @@ def disc_kernel(radius: float) -> np.ndarray:
 
 
 def defocus(image: np.ndarray, radius: float) -> np.ndarray:
-    """(H, W, C) convolved with `disc_kernel(radius)`, borders reflected, same size and dtype."""
+    """(H, W, C) convolved with `disc_kernel(radius)`, borders reflected, same size and dtype (direct
+    convolution up to radius 6, FFT beyond, where a direct one would cost hundreds of taps per pixel)."""
     kernel = torch.from_numpy(disc_kernel(radius)).float()
     half = kernel.shape[0] // 2
     channels = image.shape[2]
     source = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))[None]
     source = F.pad(source, (half, half, half, half), mode="reflect")
-    out = F.conv2d(source, kernel.expand(channels, 1, -1, -1), groups=channels)[0]
+    if radius <= 6:
+        out = F.conv2d(source, kernel.expand(channels, 1, -1, -1), groups=channels)[0]
+    else:
+        height, width = source.shape[-2:]
+        spectrum = torch.fft.rfft2(source[0].double()) * torch.fft.rfft2(kernel.double(), s=(height, width))
+        # circular convolution: output pixel (y, x) sums the kernel around (y - half, x - half); the valid part
+        out = torch.fft.irfft2(spectrum, s=(height, width))[:, 2 * half:, 2 * half:]
     return out.numpy().transpose(1, 2, 0).astype(image.dtype)

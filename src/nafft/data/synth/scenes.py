@@ -297,3 +297,23 @@ def depth_of_field(canvas: np.ndarray, mask: np.ndarray, radius: float) -> np.nd
 
     blurred = defocus(canvas, radius)
     return canvas + mask[..., None] * (blurred - canvas)
+
+
+def bokeh_highlights(canvas: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """`canvas` (linear light) with bright points where it will be out of focus (`mask` > 0.5): its brightest
+    0.2-1% of those pixels times 2-8, and up to 40 single-pixel point lights of 4-40x full scale, so that the
+    defocus that follows turns them into the bright discs of real bokeh (clipped at 1 later, as a sensor
+    would). A copy; pixels in focus are unchanged."""
+    out = canvas.copy()
+    behind = mask > 0.5
+    if not behind.any():
+        return out
+    luminance = canvas.mean(axis=2)
+    share, gain = rng.uniform(0.002, 0.01), rng.uniform(2.0, 8.0)
+    bright = behind & (luminance >= np.quantile(luminance[behind], 1.0 - share))
+    out[bright] *= gain
+    ys, xs = np.nonzero(behind)
+    count = int(rng.integers(0, 41))
+    chosen = rng.integers(0, len(ys), count)
+    out[ys[chosen], xs[chosen]] = rng.uniform(4.0, 40.0, (count, 1)) * rng.uniform(0.6, 1.0, (count, 3))
+    return out

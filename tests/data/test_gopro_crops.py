@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from nafft.cli import main
+from nafft.data.gopro_crops import TilingError, plan_tiles, prepare_tiles, tile_boxes, tile_name, tile_offsets
 from nafft.data.io import decode_image, write_image
-from nafft.data.tiling import TilingError, plan_tiles, prepare_tiles, tile_boxes, tile_name, tile_offsets
 from tests.data.conftest import coordinate_image, make_pair
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from nafft.engine import checkpoint as ckpt
+from nafft.engine import run_checkpoints as ckpt
 from nafft.errors import CheckpointError
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from nafft.data.pairs import PairingError, find_pairs, scan_pairs
+from nafft.data.pair_folders import PairingError, find_pairs, scan_pairs
 from nafft.errors import UserError
 from tests.data.conftest import make_pair
 

@@ -1,4 +1,4 @@
-"""Typed config helpers (nafft.config) and the training config (nafft.engine.config)."""
+"""Typed config helpers (nafft.typed_config) and the training config (nafft.engine.config)."""
 
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nafft.config import apply_overrides, dump_yaml, from_dict, load_yaml, suggest, to_dict
 from nafft.engine.config import (
     TrainConfig,
     build_config,
@@ -16,6 +15,7 @@ from nafft.engine.config import (
     recipe_names,
 )
 from nafft.errors import ConfigError, UserError
+from nafft.typed_config import apply_overrides, dump_yaml, from_dict, load_yaml, suggest, to_dict
 
 CONFIGS = package_configs()
 

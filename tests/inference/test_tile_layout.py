@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from nafft.inference.tiling import TileLayout, axis_weights, round_up, tile_starts
+from nafft.inference.tile_layout import TileLayout, axis_weights, round_up, tile_starts
 
 
 @pytest.mark.parametrize(
@@ -83,7 +83,7 @@ def test_the_reported_hang_is_an_error_now():
     import sys
 
     code = (
-        "from nafft.inference.tiling import TileLayout, tile_starts\n"
+        "from nafft.inference.tile_layout import TileLayout, tile_starts\n"
         "for call in (lambda: tile_starts(208, 16, 5, 16), lambda: TileLayout(237, 201, 16, 5, multiple=16)):\n"
         "    try:\n"
         "        call()\n"

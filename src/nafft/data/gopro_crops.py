@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from nafft.data.io import ImageReadError, decode_image, list_images, write_image
-from nafft.data.pairs import PAIR_FOLDERS, Pair, scan_pairs
+from nafft.data.pair_folders import PAIR_FOLDERS, Pair, scan_pairs
 from nafft.errors import UserError
 from nafft.fileio import atomic_write_text
 

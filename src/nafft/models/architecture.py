@@ -8,11 +8,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from nafft.config import from_dict, suggest
 from nafft.errors import ConfigError
 from nafft.models.attention import ATTENTIONS, GATES
 from nafft.models.conv import CONVS
 from nafft.models.fft import SKIPS
+from nafft.typed_config import from_dict, suggest
 
 
 def _check_choice(field: str, value: str, valid) -> None:

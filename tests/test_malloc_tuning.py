@@ -2,7 +2,7 @@ import sys
 
 import pytest
 
-from nafft.runtime import tune_malloc
+from nafft.malloc_tuning import tune_malloc
 
 
 def test_tune_malloc_can_be_turned_off():
