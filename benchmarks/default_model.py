@@ -40,6 +40,65 @@ MEASURE = (
 )
 
 
+# The floors a default model must hold on the held-out suite before it ships (issue 19; docs/default-model.md,
+# "Decision rule"): set -> (least mean gain dB, least worst-image gain dB, least share of images improved).
+FLOORS = {
+    "sharp-low": (-0.1, -1.0, None),
+    "sharp-dof-real": (-0.1, -1.0, None),
+    "sharp-dof-synth": (-0.1, -1.0, None),
+    "tremor-3-9": (0.5, -1.0, None),
+    "shake-11-31": (1.0, None, 0.9),
+    "shake-11-31-jpeg80": (0.8, None, None),
+}
+DO_NO_HARM = ("sharp-low", "sharp-dof-real", "sharp-dof-synth", "tremor-3-9")
+
+
+def suite_sets(suite: Path) -> list[str]:
+    """NAME=FOLDER of every pair folder in a held-out suite (`benchmarks/heldout_sets.py`), in its order."""
+    from heldout_sets import SETS
+
+    folders = {p.name for p in suite.iterdir() if (p / "blur").is_dir() and (p / "sharp").is_dir()}
+    ordered = [n for n in SETS if n in folders] + sorted(folders - set(SETS))
+    return [f"{n}={suite / n}" for n in ordered]
+
+
+def set_statistics(rows: list[dict], out_images: Path, folder: Path) -> dict:
+    """Mean, median and worst PSNR gain, share improved and brightness shift (output minus target, mean 8-bit
+    level) of one set's per-image rows; the outputs are read back from OUT/SET/images."""
+    from nafft.data.io import read_image
+
+    gains = [r["gain"] for r in rows]
+    shifts = []
+    for r in rows:
+        output = read_image(out_images / (r["name"].rsplit(".", 1)[0] + ".png")).rgb.astype(np.float64)
+        target = read_image(folder / "sharp" / r["name"].split("/", 1)[1]).rgb.astype(np.float64)
+        shifts.append(float(output.mean() - target.mean()))
+    worst = min(rows, key=lambda r: r["gain"])
+    return {"images": len(rows), "input_psnr": float(np.mean([float(r["input_psnr"]) for r in rows])),
+            "psnr": float(np.mean([float(r["psnr"]) for r in rows])), "gain": float(np.mean(gains)),
+            "median_gain": float(np.median(gains)), "worst_gain": worst["gain"], "worst_image": worst["name"],
+            "best_gain": max(gains), "improved": sum(g > 0 for g in gains), "brightness_shift": float(np.mean(shifts)),
+            "largest_brightness_shift": float(max(shifts, key=abs))}
+
+
+def floor_verdicts(results: dict) -> dict[str, str]:
+    """Per floor of FLOORS whose set was measured: "holds" or what misses it, by how much."""
+    verdicts = {}
+    for name, (mean, worst, share) in FLOORS.items():
+        if name not in results:
+            continue
+        r = results[name]
+        misses = []
+        if mean is not None and r["gain"] < mean:
+            misses.append(f"mean {r['gain']:+.2f} < {mean:+.1f}")
+        if worst is not None and r["worst_gain"] < worst:
+            misses.append(f"worst {r['worst_gain']:+.2f} < {worst:+.1f}")
+        if share is not None and r["improved"] < share * r["images"]:
+            misses.append(f"improved {r['improved']}/{r['images']} < {share:.0%}")
+        verdicts[name] = "holds" if not misses else "MISSED: " + "; ".join(misses)
+    return verdicts
+
+
 def quality(args) -> dict:
     from nafft.engine.evaluate import evaluate
     from nafft.experiments.runs import pairs_of
@@ -53,24 +112,28 @@ def quality(args) -> dict:
     results = {}
     for spec in args.set:
         name, folder = spec.split("=", 1)
-        result = evaluate(predictor, pairs_of([Path(folder)]), args.out / name, panels=args.panels,
-                          settings={"checkpoint": str(checkpoint), "data": folder})
-        s = result.summary
-        gains = [r.metrics["psnr"] - r.metrics["input_psnr"] for r in result.records]
-        results[name] = {"folder": folder, "images": s["images"], "input_psnr": s["input_psnr"], "psnr": s["psnr"],
-                         "input_ssim": s["input_ssim"], "ssim": s["ssim"], "gain": s["psnr"] - s["input_psnr"],
-                         "improved": s["improved_images"], "worst_gain": min(gains), "best_gain": max(gains)}
+        evaluate(predictor, pairs_of([Path(folder)]), args.out / name, panels=args.panels, save_images=True,
+                 settings={"checkpoint": str(checkpoint), "data": folder})
+        results[name] = {"folder": folder, **set_statistics(per_image(args.out, name), args.out / name / "images",
+                                                           Path(folder))}
         print(json.dumps({name: results[name]}), flush=True)
+    verdicts = floor_verdicts(results)
     lines = [f"checkpoint {checkpoint.name}; TLC {'on' if loaded.tlc else 'off'} (train size {loaded.train_size})",
-             "", "| set | images | input PSNR | output PSNR | gain dB | improved | worst / best image dB | "
-             "input SSIM | output SSIM |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "", "| set | images | input PSNR | output PSNR | gain dB | median | worst (image) | improved | "
+             "brightness shift | floor |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for name, r in results.items():
         lines.append(f"| {name} | {r['images']} | {r['input_psnr']:.2f} | {r['psnr']:.2f} | {r['gain']:+.2f} | "
-                     f"{r['improved']}/{r['images']} | {r['worst_gain']:+.2f} / {r['best_gain']:+.2f} | "
-                     f"{r['input_ssim']:.4f} | {r['ssim']:.4f} |")
+                     f"{r['median_gain']:+.2f} | {r['worst_gain']:+.2f} ({r['worst_image'].split('/')[-1]}) | "
+                     f"{r['improved']}/{r['images']} | {r['brightness_shift']:+.2f} | {verdicts.get(name, '')} |")
+    if verdicts:
+        held = [n for n, v in verdicts.items() if v == "holds"]
+        harmless = all(verdicts.get(n) == "holds" for n in DO_NO_HARM if n in verdicts)
+        lines += ["", f"floors held: {len(held)}/{len(verdicts)}; do-no-harm floors "
+                      f"{'all hold' if harmless else 'NOT all held'}"]
     print("\n".join(lines))
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "quality.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / "quality.json").write_text(json.dumps({"checkpoint": str(checkpoint), "sets": results,
+                                                       "floors": verdicts}, indent=2) + "\n")
     (args.out / "quality.md").write_text("\n".join(lines) + "\n")
     return results
 
@@ -171,12 +234,15 @@ def main() -> int:
     parser.add_argument("section", choices=("quality", "speed", "figure", "compare"))
     parser.add_argument("--checkpoint", help="weights to measure (default: the bundled default model)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=FOLDER", help="quality: a pair folder")
+    parser.add_argument("--suite", type=Path, help="quality: every set of a held-out suite (heldout_sets.py)")
     parser.add_argument("--panels", type=int, default=4, help="quality: comparison panels per set")
     parser.add_argument("--threads", type=int, default=None, help="speed: --threads of nafft deblur")
     parser.add_argument("--out", type=Path, default=Path("runs/default_model"))
     parser.add_argument("--figure", type=Path, default=Path("docs/images/default_model.jpg"), help="figure: output")
     parser.add_argument("--base", type=Path, help="compare: the quality run (its --out) to compare --out against")
     args = parser.parse_args()
+    if args.suite is not None:
+        args.set += suite_sets(args.suite)
     if args.section in ("quality", "figure", "compare") and not args.set:
         parser.error(f"{args.section} needs at least one --set NAME=FOLDER")
     if args.section == "compare":

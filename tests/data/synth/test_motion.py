@@ -105,3 +105,32 @@ def test_disc_kernel_and_defocus():
     assert out.std() < 0.6 * image.std()  # smooths the noise
     flat = np.full((20, 20, 3), 0.3, np.float32)
     np.testing.assert_allclose(defocus(flat, 2.0), flat, atol=1e-6)  # keeps the mean, borders included
+
+
+def test_wide_defocus_by_fft_equals_the_direct_convolution():
+    import torch
+    import torch.nn.functional as F
+
+    image = np.random.default_rng(1).random((60, 70, 3)).astype(np.float32)
+    kernel = torch.from_numpy(disc_kernel(9.0)).float()
+    half = kernel.shape[0] // 2
+    source = F.pad(torch.from_numpy(image.transpose(2, 0, 1).copy())[None], (half,) * 4, mode="reflect")
+    direct = F.conv2d(source, kernel.expand(3, 1, -1, -1), groups=3)[0].numpy().transpose(1, 2, 0)
+    np.testing.assert_allclose(defocus(image, 9.0), direct, atol=1e-5)
+
+
+def test_log_uniform_lengths_span_the_range_and_leave_the_rest_alone():
+    from nafft.data.synth.motion import LOG_UNIFORM_MOTION_PX
+
+    lengths = np.array([motion_length(np.random.default_rng(i), 1.0, 0.0, 0.0, 1.0, np.random.default_rng(-i - 1 + 10**6))
+                        for i in range(3000)])
+    assert LOG_UNIFORM_MOTION_PX[0] <= lengths.min() and lengths.max() <= LOG_UNIFORM_MOTION_PX[1]
+    logs = np.log(lengths)
+    assert np.median(logs) == pytest.approx(np.mean(np.log(LOG_UNIFORM_MOTION_PX)), abs=0.15)
+    assert (lengths > 17).mean() == pytest.approx(np.log(48 / 17) / np.log(48), abs=0.04)  # long shakes well represented
+    # a share of 0 draws nothing from the choice generator and gives the lengths of before
+    for i in range(50):
+        choice = np.random.default_rng(3)
+        assert motion_length(np.random.default_rng(i), 1.0, 0.2, 0.1, 0.0, choice) == \
+            motion_length(np.random.default_rng(i), 1.0, 0.2, 0.1)
+        assert choice.random() == np.random.default_rng(3).random()

@@ -222,3 +222,36 @@ def test_out_of_focus_scenes_are_soft_in_the_target_too():
     assert np.mean([s.psnr for s, _ in pairs]) > 35
     share = [make_pair(SynthSettings(size=16, seed=13), i).soft_px > 0 for i in range(200)]
     assert np.mean(share) == pytest.approx(0.25, abs=0.08)
+
+
+def test_wide_depth_of_field_with_bokeh_is_in_both_images():
+    wide = SynthSettings.basic(size=64, seed=21, soft=1.0, soft_radius=(8.0, 24.0), bokeh=1.0, noise=0.0, still=1.0)
+    plain = SynthSettings.basic(size=64, seed=21, soft=1.0, soft_radius=(8.0, 24.0), noise=0.0, still=1.0)
+    pairs = [(make_pair(wide, i), make_pair(plain, i)) for i in range(6)]
+    assert all(8.0 <= b.soft_px <= 24.0 and b.soft_px == p.soft_px for b, p in pairs)
+    # highlights pushed above full scale make brighter out-of-focus areas than the same scene without them
+    assert all(b.sharp.astype(float).mean() > p.sharp.astype(float).mean() for b, p in pairs)
+    # part of the scene: the still pair's input is its target (up to sub-pixel motion)
+    assert np.mean([b.psnr for b, _ in pairs]) > 35
+
+
+def test_noise_gain_range_sets_the_noise_level():
+    quiet = SynthSettings.basic(size=48, seed=5, still=1.0, noise_gain=(0.01, 0.02))
+    usual = SynthSettings.basic(size=48, seed=5, still=1.0)
+    exact = [i for i in range(12) if make_pair(quiet, i).motion_px == 0]
+    assert exact and all(make_pair(quiet, i).psnr > make_pair(usual, i).psnr + 6 for i in exact)
+    with pytest.raises(SynthError, match="noise_gain"):
+        SynthSettings(noise_gain=(0.0, 1.0))
+
+
+def test_folders_made_before_a_setting_existed_are_kept(tmp_path):
+    import json
+
+    synthesize_pairs(tmp_path / "d", count=2, size=16)
+    manifest = json.loads((tmp_path / "d" / "synth.json").read_text())
+    for key in ("soft_radius", "bokeh", "noise_gain", "log_uniform"):
+        del manifest[key]
+    (tmp_path / "d" / "synth.json").write_text(json.dumps(manifest))
+    assert len(synthesize_pairs(tmp_path / "d", count=3, size=16)) == 3
+    with pytest.raises(SynthError, match="log_uniform"):
+        synthesize_pairs(tmp_path / "d", count=3, size=16, log_uniform=0.5)

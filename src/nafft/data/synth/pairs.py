@@ -71,7 +71,16 @@ class SynthSettings:
             `motion.DEFOCUS_RADIUS_PX`) while the target is sharp: teaches refocusing, but conflicts with leaving
             soft backgrounds alone, so off by default.
         soft: fraction of scenes with out-of-focus regions (or all out of focus): `scenes.focus_mask`, a disc of
-            radius uniform in `motion.DEPTH_OF_FIELD_RADIUS_PX`, in the sharp target as well.
+            radius drawn log-uniformly from `soft_radius`, in the sharp target as well.
+        soft_radius: (smallest, largest) disc radius in pixels of the out-of-focus regions; close-ups and
+            portraits show tens of pixels.
+        bokeh: fraction of out-of-focus scenes whose brightest points (and a few point lights) are pushed above
+            full scale before the defocus, so that they become bright discs (`scenes.bokeh_highlights`).
+        noise_gain: (lowest, highest) gain of the sensor noise over RSBlur's typical level, drawn log-uniformly;
+            a low bound near 0 gives pairs as clean as a good camera in daylight.
+        log_uniform: fraction of the moving pairs (neither still nor long) whose path length is drawn
+            log-uniformly from `motion.LOG_UNIFORM_MOTION_PX` instead of the everyday log-normal, so that every
+            blur length from 1 px to tens of pixels is well represented.
         saturation: exposure factor drawn from [1 - s, 1 + s] before clipping at 1 (0 = off; RSBlur: 0.75).
         response: "random" (a random camera curve per pair, `camera.random_response`) or "gamma" (2.2).
         jpeg: fraction of blurred images saved through JPEG.
@@ -88,6 +97,10 @@ class SynthSettings:
     still: float = 0.1
     defocus: float = 0.0
     soft: float = 0.25
+    soft_radius: tuple[float, float] = motion.DEPTH_OF_FIELD_RADIUS_PX
+    bokeh: float = 0.0
+    noise_gain: tuple[float, float] = camera.NOISE_GAIN_RANGE
+    log_uniform: float = 0.0
     saturation: float = 0.75
     response: str = "random"
     jpeg: float = 0.5
@@ -95,6 +108,11 @@ class SynthSettings:
 
     def __post_init__(self):
         object.__setattr__(self, "jpeg_quality", tuple(int(q) for q in self.jpeg_quality))
+        for name in ("soft_radius", "noise_gain"):
+            value = tuple(float(v) for v in getattr(self, name))
+            if len(value) != 2 or not 0 < value[0] <= value[1]:
+                raise SynthError(f"{name} must be two numbers 0 < low <= high, got {getattr(self, name)}")
+            object.__setattr__(self, name, value)
         if self.size < 8:
             raise SynthError(f"size must be at least 8, got {self.size}")
         if self.seed < 0:
@@ -106,7 +124,7 @@ class SynthSettings:
         for name, high in (("strength", 10), ("noise", 10), ("saturation", 0.95)):
             if not 0 <= getattr(self, name) <= high:
                 raise SynthError(f"{name} must be in [0, {high}], got {getattr(self, name)}")
-        for name in ("long_motion", "still", "defocus", "soft", "jpeg"):
+        for name in ("long_motion", "still", "defocus", "soft", "bokeh", "log_uniform", "jpeg"):
             if not 0 <= getattr(self, name) <= 1:
                 raise SynthError(f"{name} is a fraction of the pairs in [0, 1], got {getattr(self, name)}")
         if self.long_motion + self.still > 1:
@@ -129,9 +147,11 @@ class SynthSettings:
 
 
 # The options of the realistic camera model and the values that turn each off.
-_CAMERA_OFF = {"long_motion": 0.0, "still": 0.0, "defocus": 0.0, "soft": 0.0, "saturation": 0.0,
-               "response": "gamma", "jpeg": 0.0}
+_CAMERA_OFF = {"long_motion": 0.0, "still": 0.0, "defocus": 0.0, "soft": 0.0, "bokeh": 0.0, "log_uniform": 0.0,
+               "saturation": 0.0, "response": "gamma", "jpeg": 0.0}
 CAMERA_OPTIONS = tuple(_CAMERA_OFF)
+_DEFAULT_RECORD = {k: v for k, v in SynthSettings().record().items()
+                   if k in ("soft_radius", "bokeh", "noise_gain", "log_uniform")}
 
 
 @dataclass
@@ -200,18 +220,19 @@ def make_pair(settings: SynthSettings, index: int, paths: list[Path] | None = No
     draws from a fifth generator: it changes the scene of the pairs it is drawn for, no other.
     """
     paths = source_paths(settings.source) if paths is None else paths
-    scene_rng, motion_rng, noise_rng, camera_rng, focus_rng = (
-        np.random.default_rng((settings.seed, int(index), s)) for s in range(5))
+    scene_rng, motion_rng, noise_rng, camera_rng, focus_rng, choice_rng = (
+        np.random.default_rng((settings.seed, int(index), s)) for s in range(6))
     if settings.blur == "shake":
         return _shake_pair(settings, paths, scene_rng, motion_rng, noise_rng)
     size = settings.size
-    length = motion.motion_length(motion_rng, settings.strength, settings.long_motion, settings.still)
+    length = motion.motion_length(motion_rng, settings.strength, settings.long_motion, settings.still,
+                                  settings.log_uniform, choice_rng)
     trajectory = motion.random_trajectory(motion_rng, settings.strength, size, length)
     with_defocus = motion_rng.random() < settings.defocus
     radius = motion_rng.uniform(*motion.DEFOCUS_RADIUS_PX)
     radius = radius if with_defocus else 0.0
     soft = focus_rng.random() < settings.soft
-    soft_radius = focus_rng.uniform(*motion.DEPTH_OF_FIELD_RADIUS_PX) if soft else 0.0
+    soft_radius = math.exp(focus_rng.uniform(*np.log(settings.soft_radius))) if soft else 0.0
     reach = sum(motion.disc_kernel(r).shape[0] // 2 for r in (radius, soft_radius) if r)
     if settings.blur == "kernel":
         kernel = motion.motion_kernel(trajectory)
@@ -226,7 +247,10 @@ def make_pair(settings: SynthSettings, index: int, paths: list[Path] | None = No
         response = camera.ResponseCurve()
     linear = canvas.astype(np.float64) ** camera.SOURCE_GAMMA * exposure
     if soft_radius:
-        linear = scenes.depth_of_field(linear, scenes.focus_mask(focus_rng, size, margin), soft_radius)
+        mask = scenes.focus_mask(focus_rng, size, margin)
+        if focus_rng.random() < settings.bokeh:
+            linear = scenes.bokeh_highlights(linear, mask, focus_rng)
+        linear = scenes.depth_of_field(linear, mask, soft_radius)
     sharp_linear = linear[margin:margin + size, margin:margin + size]
     if radius:
         linear = motion.defocus(linear, radius)
@@ -235,7 +259,7 @@ def make_pair(settings: SynthSettings, index: int, paths: list[Path] | None = No
     else:
         blurred = motion.gopro_blur(linear, trajectory, size)
 
-    shot, read = camera.noise_level(noise_rng, settings.noise)
+    shot, read = camera.noise_level(noise_rng, settings.noise, settings.noise_gain)
     noisy = camera.poisson_gaussian(np.clip(blurred, 0.0, 1.0), noise_rng, shot, read)
     blur = camera.to_8bit(response(np.clip(noisy, 0.0, 1.0)))
     sharp = camera.to_8bit(response(np.clip(sharp_linear, 0.0, 1.0)))
@@ -285,6 +309,9 @@ def _check_manifest(out: Path, settings: SynthSettings, paths: list[Path]) -> No
         if existing.get("nafft_synth") != MANIFEST_VERSION:
             raise SynthError(f"{out} holds pairs made by an older nafft synth (another generator); choose "
                              "another --out")
+        # settings added after a folder was made count as their defaults there
+        added = {k: v for k, v in _DEFAULT_RECORD.items() if k not in existing and k in record}
+        existing = {**added, **existing}
         if existing != record:
             changed = sorted(k for k in record.keys() | existing.keys() if record.get(k) != existing.get(k))
             raise SynthError(f"{out} holds pairs made with other settings (different {', '.join(changed)}); "
