@@ -184,12 +184,15 @@ def _unidentified_reason(path: Path) -> str:
             import tifffile
 
             with tifffile.TiffFile(path) as tif:
-                dtype = np.dtype(tif.pages[0].dtype)
+                page = tif.pages[0]
+                dtype, samples, photometric = np.dtype(page.dtype), page.samplesperpixel, page.photometric.name
         except Exception:
             return "a TIFF file nafft cannot decode"
         if dtype.kind == "f":
             return "floating-point images are not supported (use 8 or 16-bit integers)"
-        return f"unsupported TIFF sample type {dtype} (expected 8 or 16-bit integers)"
+        if dtype not in (np.uint8, np.uint16):
+            return f"unsupported TIFF sample type {dtype} (expected 8 or 16-bit integers)"
+        return f"a TIFF layout nafft cannot read ({photometric}, {samples} samples of {dtype})"
     return "not an image file Pillow can identify"
 
 
@@ -499,8 +502,35 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
-def encode_png16(array: np.ndarray, compress_level: int = 6) -> bytes:
-    """A 16-bit PNG of a uint16 (H, W), (H, W, 3) or (H, W, 4) array (every row Paeth-filtered)."""
+def _png_text_chunk(key: str, text: str) -> bytes:
+    """tEXt when key and text are Latin-1 (what tEXt holds), else iTXt (UTF-8, uncompressed)."""
+    name = key.encode("latin-1", "replace")[:79]
+    try:
+        return _png_chunk(b"tEXt", name + b"\0" + text.encode("latin-1"))
+    except UnicodeEncodeError:
+        return _png_chunk(b"iTXt", name + b"\0\0\0\0\0" + text.encode("utf-8"))
+
+
+def _png_metadata_chunks(metadata: ImageMetadata | None, channels: int) -> bytes:
+    """iCCP, eXIf, XMP (iTXt) and text chunks for a PNG whose pixels have `channels` samples."""
+    if metadata is None:
+        return b""
+    chunks = b""
+    icc = _matching_icc(metadata, channels)
+    if icc:
+        chunks += _png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc))
+    if metadata.exif:
+        exif = metadata.exif[6:] if metadata.exif.startswith(b"Exif\0\0") else metadata.exif
+        chunks += _png_chunk(b"eXIf", exif)
+    if metadata.xmp:
+        chunks += _png_chunk(b"iTXt", _XMP_PNG_KEY.encode() + b"\0\0\0\0\0" + metadata.xmp)
+    for key, text in metadata.text:
+        chunks += _png_text_chunk(key, text)
+    return chunks
+
+
+def encode_png16(array: np.ndarray, compress_level: int = 6, metadata: ImageMetadata | None = None) -> bytes:
+    """A 16-bit PNG of a uint16 (H, W), (H, W, 1..4) array (every row Paeth-filtered), with `metadata`'s chunks."""
     array = np.asarray(array, dtype=np.uint16)
     if array.ndim == 2:
         array = array[..., None]
@@ -521,8 +551,92 @@ def encode_png16(array: np.ndarray, compress_level: int = 6) -> bytes:
     filtered = ((raw - predictor) & 0xFF).astype(np.uint8)
     rows = np.concatenate([np.full((height, 1), 4, np.uint8), filtered], axis=1)  # filter type 4 = Paeth
     header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_metadata_chunks(metadata, channels)
             + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), compress_level)) + _png_chunk(b"IEND", b""))
+
+
+def _exif_entries(exif_block: bytes) -> dict[int, object]:
+    """The tags of an EXIF block as Pillow's TIFF writer takes them: values, and the EXIF and GPS sub-IFDs as dicts
+    (the interoperability IFD inside the EXIF one too), as `PIL.Image.Exif.tobytes` itself arranges them."""
+    exif = PILImage.Exif()
+    exif.load(exif_block)
+    entries: dict[int, object] = {}
+    for tag, value in exif.items():
+        if tag in _STRUCTURE_TAGS:
+            continue
+        if tag in (_EXIF_IFD_TAG, _GPS_IFD_TAG) and not isinstance(value, dict):
+            value = dict(exif.get_ifd(tag))
+            interop = PILImage.ExifTags.IFD.Interop
+            if tag == _EXIF_IFD_TAG and interop in value and not isinstance(value[interop], dict):
+                value[interop] = dict(exif.get_ifd(interop))
+            if not value:
+                continue
+        entries[tag] = value
+    return entries
+
+
+def encode_tiff(array: np.ndarray, metadata: ImageMetadata | None = None, compress_level: int = 6) -> bytes:
+    """A little-endian TIFF of a uint8 or uint16 (H, W, 1..4) array: deflate with the horizontal predictor, strips of
+    about 1 MiB, a last channel of 2 or 4 stored as unassociated alpha, and `metadata`'s EXIF (IFD0 tags and the
+    EXIF and GPS sub-IFDs), XMP and ICC profile.
+    """
+    from PIL import TiffImagePlugin, TiffTags
+
+    array = np.asarray(array)
+    if array.ndim == 2:
+        array = array[..., None]
+    height, width, channels = array.shape
+    bits = array.dtype.itemsize * 8
+    # Horizontal differencing (TIFF Predictor 2) in the sample type's own wrap-around arithmetic.
+    diff = array.copy()
+    diff[:, 1:] -= array[:, :-1]
+    row_bytes = width * channels * array.dtype.itemsize
+    rows_per_strip = max(1, min(height, (1 << 20) // max(1, row_bytes)))
+    raw = diff.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+    strips = [zlib.compress(raw[y * row_bytes : (y + rows_per_strip) * row_bytes], compress_level)
+              for y in range(0, height, rows_per_strip)]
+    ifd = TiffImagePlugin.ImageFileDirectory_v2(ifh=b"II\x2a\x00\x08\x00\x00\x00")
+    if metadata is not None and metadata.exif:
+        for tag, value in _exif_entries(metadata.exif).items():
+            ifd[tag] = value
+            if isinstance(value, dict):
+                ifd.tagtype[tag] = TiffTags.LONG
+    if metadata is not None and metadata.xmp:
+        ifd[_XMP_TAG] = metadata.xmp
+        ifd.tagtype[_XMP_TAG] = TiffTags.BYTE
+    icc = _matching_icc(metadata, channels)
+    if icc:
+        ifd[_ICC_TAG] = icc
+        ifd.tagtype[_ICC_TAG] = TiffTags.UNDEFINED
+    colour = channels - (channels in (2, 4))
+    structure = {
+        256: (width, TiffTags.LONG), 257: (height, TiffTags.LONG), 258: ((bits,) * channels, TiffTags.SHORT),
+        259: (8, TiffTags.SHORT), 262: (2 if colour == 3 else 1, TiffTags.SHORT), 277: (channels, TiffTags.SHORT),
+        278: (rows_per_strip, TiffTags.LONG), 284: (1, TiffTags.SHORT), 317: (2, TiffTags.SHORT),
+        339: ((1,) * channels, TiffTags.SHORT), 279: (tuple(len(s) for s in strips), TiffTags.LONG),
+        # relative to the end of the IFD and its values: Pillow adds that offset when it serialises the IFD
+        273: (tuple(np.cumsum([0] + [len(s) for s in strips[:-1]]).tolist()), TiffTags.LONG),
+    }  # fmt: skip
+    if channels in (2, 4):
+        structure[338] = (2, TiffTags.SHORT)  # unassociated alpha
+    for tag, (value, kind) in structure.items():
+        ifd[tag] = value
+        ifd.tagtype[tag] = kind
+    head = ifd.tobytes(8)
+    return b"II\x2a\x00" + struct.pack("<I", 8) + head + b"".join(strips)
+
+
+def _matching_icc(metadata: ImageMetadata | None, channels: int) -> bytes | None:
+    """The metadata's ICC profile when it describes the colour space written (gray for 1-2 channels, RGB for 3-4):
+    a CMYK JPEG's profile (its pixels are read as RGB) or a gray one on RGB pixels would misdescribe them."""
+    if metadata is None or not metadata.icc_profile:
+        return None
+    space = metadata.icc_profile[16:20]
+    want = b"GRAY" if channels <= 2 else b"RGB "
+    if space != want:
+        log.info("ICC profile for colour space %r not written with %s pixels", space, "gray" if channels <= 2 else "RGB")
+        return None
+    return metadata.icc_profile
 
 
 def check_writable(path: str | os.PathLike, bit_depth: int = 8, alpha: bool = False) -> None:
@@ -575,22 +689,22 @@ def jpeg_options(path: str | os.PathLike) -> dict:
 
 
 def _encode(path: Path, pixels: np.ndarray, bit_depth: int, quality: int, compress_level: int,
-            subsampling: int = 0) -> bytes:
+            subsampling: int = 0, metadata: ImageMetadata | None = None) -> bytes:
     fmt = _FORMATS[path.suffix.lower()]
     channels = pixels.shape[-1]
-    check_writable(path, bit_depth, alpha=channels == 4)
+    check_writable(path, bit_depth, alpha=channels in (2, 4))
+    if fmt == "TIFF":
+        if bit_depth == 16 and channels == 2:
+            # 16-bit gray + alpha TIFF is valid but Pillow cannot open it: written as RGBA, so that nafft reads it back
+            pixels = np.concatenate([np.repeat(pixels[..., :1], 3, axis=-1), pixels[..., 1:]], axis=-1)
+        return encode_tiff(pixels, metadata, compress_level)
     if bit_depth == 16:
-        if fmt == "PNG":
-            return encode_png16(pixels, compress_level)
-        try:
-            import tifffile
-        except ImportError:
-            raise ImageWriteError(f"{path}: 16-bit TIFF needs the 'tifffile' package (pip install tifffile)") from None
-        buffer = _io.BytesIO()
-        tifffile.imwrite(buffer, pixels, photometric="rgb", compression="zlib",
-                         extrasamples=["unassalpha"] if channels == 4 else None)
-        return buffer.getvalue()
-    im = PILImage.fromarray(pixels, "RGBA" if channels == 4 else "RGB")
+        return encode_png16(pixels, compress_level, metadata)
+    if (fmt == "WEBP" and channels <= 2) or (fmt == "BMP" and channels == 2):
+        # WebP has no gray mode and BMP no gray + alpha: equal R, G and B (what Pillow would convert them to).
+        pixels = np.concatenate([np.repeat(pixels[..., :1], 3, axis=-1), pixels[..., 1:]], axis=-1)
+        channels = pixels.shape[-1]
+    im = PILImage.fromarray(pixels[..., 0] if channels == 1 else pixels, {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[channels])
     options: dict = {}
     if fmt == "JPEG":
         options = {"quality": quality, "subsampling": subsampling}
@@ -598,8 +712,23 @@ def _encode(path: Path, pixels: np.ndarray, bit_depth: int, quality: int, compre
         options = {"quality": quality}
     elif fmt == "PNG":
         options = {"compress_level": compress_level}
-    elif fmt == "TIFF":
-        options = {"compression": "tiff_deflate"}
+    if metadata is not None and fmt != "BMP":  # BMP carries none of them
+        icc = _matching_icc(metadata, channels)
+        if icc:
+            options["icc_profile"] = icc
+        if metadata.exif:
+            options["exif"] = metadata.exif
+        if fmt == "PNG":
+            from PIL.PngImagePlugin import PngInfo
+
+            info = PngInfo()
+            if metadata.xmp:
+                info.add_itxt(_XMP_PNG_KEY, metadata.xmp.decode("utf-8", "replace"))
+            for key, text in metadata.text:
+                info.add_text(key, text)
+            options["pnginfo"] = info
+        elif metadata.xmp:
+            options["xmp"] = metadata.xmp
     buffer = _io.BytesIO()
     im.save(buffer, format=fmt, **options)
     return buffer.getvalue()
@@ -614,17 +743,22 @@ def write_image(
     quality: int = 95,
     compress_level: int = 6,
     subsampling: int = 0,
+    metadata: ImageMetadata | None = None,
 ) -> Path:
-    """Write an RGB image (and optional alpha) atomically; the format follows the file suffix.
+    """Write an RGB or gray image (and optional alpha) atomically; the format follows the file suffix.
 
     Args:
         path: target file; .png, .jpg/.jpeg, .tif/.tiff, .webp or .bmp. Parent folders are created.
-        rgb: (H, W, 3) float in [0, 1] (clipped and rounded), or uint8 / uint16 samples matching `bit_depth`.
+        rgb: (H, W, 3) colour or (H, W) / (H, W, 1) gray, float in [0, 1] (clipped and rounded), or uint8 / uint16
+            samples matching `bit_depth`. Gray is written as gray where the format has it (WebP has not: equal R, G
+            and B).
         alpha: (H, W) in the same convention, or None.
         bit_depth: 8, or 16 for PNG and TIFF.
         quality: JPEG / WebP quality.
         compress_level: PNG zlib level (0-9).
         subsampling: JPEG chroma subsampling: 0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0 (`jpeg_options` reads a file's).
+        metadata: ICC profile, EXIF, XMP and PNG text to write, where the format carries them
+            (`decode_with_metadata` reads them); an ICC profile of another colour space than the pixels' is left out.
 
     Raises:
         ImageWriteError: unknown suffix, or a format that cannot hold the bit depth or the alpha channel.
@@ -632,8 +766,10 @@ def write_image(
     path = Path(path)
     check_writable(path, bit_depth, alpha=alpha is not None)
     rgb = np.asarray(rgb)
-    if rgb.ndim != 3 or rgb.shape[-1] != 3:
-        raise ValueError(f"{path}: expected an (H, W, 3) array, got shape {rgb.shape}")
+    if rgb.ndim == 2:
+        rgb = rgb[..., None]
+    if rgb.ndim != 3 or rgb.shape[-1] not in (1, 3):
+        raise ValueError(f"{path}: expected an (H, W, 3) or (H, W) array, got shape {rgb.shape}")
     pixels = quantize(rgb, bit_depth)
     if alpha is not None:
         alpha = np.asarray(alpha)
@@ -641,7 +777,7 @@ def write_image(
             raise ValueError(f"{path}: alpha shape {alpha.shape} does not match image {rgb.shape[:2]}")
         pixels = np.concatenate([pixels, quantize(alpha, bit_depth)[..., None]], axis=-1)
     pixels = np.ascontiguousarray(pixels)
-    atomic_write_bytes(path, _encode(path, pixels, bit_depth, quality, compress_level, subsampling))
+    atomic_write_bytes(path, _encode(path, pixels, bit_depth, quality, compress_level, subsampling, metadata))
     return path
 
 
