@@ -4,6 +4,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
+SPANDREL_SPEC ?= spandrel==0.4.2
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.nafft-installed
 
@@ -12,9 +13,13 @@ STAMP := $(VENV)/.nafft-installed
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(PY)
+# spandrel (a test dependency: the loader of chaiNNer and ComfyUI) declares torchvision, which only two of its
+# architectures import (not NAFNet) and which pip would fetch with a CUDA PyTorch: it is installed without
+# dependencies; einops, its other one, comes with the dev extras.
+$(STAMP): pyproject.toml Makefile | $(PY)
 	$(PY) -m pip install --quiet $(TORCH_SPEC)
 	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --no-deps $(SPANDREL_SPEC)
 	touch $(STAMP)
 
 install: $(STAMP)

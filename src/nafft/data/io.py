@@ -27,13 +27,13 @@ Writes are atomic and get the permissions of the user's umask (`nafft.fileio.ato
 
 from __future__ import annotations
 
+import dataclasses
 import io as _io
 import logging
 import os
 import re
 import struct
 import zlib
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
