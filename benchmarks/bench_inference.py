@@ -43,7 +43,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nafft.data.io import write_image  # noqa: E402
-from nafft.inference import Predictor, load_for_inference  # noqa: E402
+from nafft.inference import OpenedModel, Predictor, open_model  # noqa: E402
 from nafft.models import build_model, disable_tlc, enable_tlc, save_model  # noqa: E402
 
 SECTIONS = ("tiling", "onnx", "memory", "activations", "crossover", "speed")
@@ -108,16 +108,17 @@ def interleaved(fns: dict, runs: int) -> dict[str, float]:
 
 def bench_tiling(args) -> dict:
     if args.checkpoint:
-        loaded = load_for_inference(args.checkpoint)
-        model, train_size = loaded.model, loaded.train_size
+        opened = open_model(args.checkpoint, device="cpu")
+        model, train_size = opened.network, opened.train_size
     else:
         model, train_size = random_model("nafnet-small"), 256
     x = torch.from_numpy(photo(1024, 1024)).permute(2, 0, 1).contiguous()
     out = {"tlc_train_size": train_size}
     for tlc in (True, False):
         (enable_tlc(model, train_size) if tlc else disable_tlc(model))
-        whole = Predictor(model, device="cpu", tile=0)
-        tiled = Predictor(model, device="cpu", tile=512)
+        opened = OpenedModel.from_network(model, device="cpu")  # the network itself, TLC as just set
+        whole = Predictor(opened, tile=0)
+        tiled = Predictor(opened, tile=512)
         t = interleaved({"whole": lambda p=whole: p(x), "tiled": lambda p=tiled: p(x)}, args.runs)
         seam = psnr_between(tiled(x), whole(x))
         key = "tlc" if tlc else "global_pooling"
@@ -152,7 +153,7 @@ def bench_onnx(args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "w32.onnx"
         start = time.perf_counter()
-        result = export_onnx(model, path)
+        result = export_onnx(OpenedModel.from_network(model, device="cpu"), path)
         export_s = time.perf_counter() - start
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
@@ -289,12 +290,13 @@ def bench_crossover(args) -> dict:
     tune_malloc()  # what the nafft command does at start
     model = random_model(args.model)
     enable_tlc(model, 256)
-    Predictor(model, device="cpu", tile=0)(torch.rand(3, 256, 256))  # first-call set-up out of the way
+    opened = OpenedModel.from_network(model, device="cpu")
+    Predictor(opened, tile=0)(torch.rand(3, 256, 256))  # first-call set-up out of the way
     out: dict = {}
     for side in args.sides:
         x = torch.from_numpy(photo(side, side)).permute(2, 0, 1).contiguous()
-        fns = {"whole": Predictor(model, device="cpu", tile=0)}
-        fns.update({f"tile {t}": Predictor(model, device="cpu", tile=t) for t in args.tiles if t < side})
+        fns = {"whole": Predictor(opened, tile=0)}
+        fns.update({f"tile {t}": Predictor(opened, tile=t) for t in args.tiles if t < side})
         times = {k: [] for k in fns}
         cpu = {k: [] for k in fns}
         for _ in range(args.runs):

@@ -274,10 +274,10 @@ def section_eval(check: Check) -> dict:
 def section_tiling(check: Check) -> dict:
     if not check.cuda:
         raise Skipped("needs CUDA memory (the CPU budget arithmetic is covered by the test suite)")
-    from nafft.inference.predict import Predictor, estimate_memory
+    from nafft.inference import OpenedModel, Predictor, estimate_memory
 
     args = check.args
-    model = enable_tlc(build_model(args.model).eval(), args.patch_size)
+    model = OpenedModel.from_network(enable_tlc(build_model(args.model).eval(), args.patch_size), device="cuda")
     height, width = FOUR_K
     image = torch.rand(3, height, width)
     out = {"image": f"{width}x{height}", "model": args.model,
@@ -286,7 +286,7 @@ def section_tiling(check: Check) -> dict:
         if check.left() < 30 + args.reserve:
             out[label] = check.skip(f"tiling {label}", "time budget")
             continue
-        predictor = Predictor(model, device="cuda", memory_budget=budget)
+        predictor = Predictor(model, memory_budget=budget)
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
         base = torch.cuda.memory_allocated()

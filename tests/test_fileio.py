@@ -64,9 +64,10 @@ def _tiny_model():
 def test_every_writer_gives_readable_files(tmp_path, umask):
     """Images, tiles, weights, training states, exports, reports: 0o644 under umask 022 (they were 0o600)."""
     from nafft.data.io import write_image
-    from nafft.engine.evaluate import evaluate
+    from nafft.engine.evaluate import evaluate_model
     from nafft.engine.run_checkpoints import save_state
     from nafft.experiments.plots import plot_curves
+    from nafft.inference import OpenedModel
     from nafft.inference.export import export_safetensors
     from nafft.models import save_model
 
@@ -78,17 +79,13 @@ def test_every_writer_gives_readable_files(tmp_path, umask):
         write_image(tmp_path / "img.jpg", rgb),
         save_model(_tiny_model(), tmp_path / "w.safetensors"),
         save_state(tmp_path / "state.safetensors", {"iteration": 3, "x": torch.ones(2)}),
-        export_safetensors(_tiny_model(), tmp_path / "folded.safetensors").path,
+        export_safetensors(OpenedModel.from_network(_tiny_model(), device="cpu"), tmp_path / "folded.safetensors").path,
         plot_curves({"run": [[(1, 20.0), (2, 21.0)]]}, tmp_path / "curves.png", title="t"),
     ]
-    from nafft.data.pair_folders import Pair
-
     write_image(tmp_path / "pairs" / "blur" / "a.png", rgb)
     write_image(tmp_path / "pairs" / "sharp" / "a.png", rgb)
-    from nafft.inference import Predictor
-
-    evaluate(Predictor(torch.nn.Identity(), device="cpu", tile=0), [Pair("a.png", tmp_path / "pairs/blur/a.png", tmp_path / "pairs/sharp/a.png")],
-             tmp_path / "eval", panels=1, save_images=True)
+    evaluate_model(OpenedModel.from_network(torch.nn.Identity(), device="cpu"), tmp_path / "pairs", tmp_path / "eval",
+                   tile=0, panels=1, save_images=True)
     files += [p for p in (tmp_path / "eval").rglob("*") if p.is_file()]
     assert len(files) > 8
     assert {str(p.relative_to(tmp_path)): oct(mode(p)) for p in files} == {
@@ -99,10 +96,11 @@ def test_every_writer_gives_readable_files(tmp_path, umask):
 
 def test_onnx_export_is_readable(tmp_path, umask):
     pytest.importorskip("onnxruntime")
+    from nafft.inference import OpenedModel
     from nafft.inference.export import export_onnx
 
     umask(0o022)
-    export_onnx(_tiny_model(), tmp_path / "m.onnx")
+    export_onnx(OpenedModel.from_network(_tiny_model(), device="cpu"), tmp_path / "m.onnx")
     assert mode(tmp_path / "m.onnx") == 0o644
 
 

@@ -39,7 +39,7 @@ def test_load_default_model_gives_the_bundled_weights_ready_for_inference(bundle
     assert loaded.path == bundled / "nafft-photo.safetensors" and loaded.tlc
     x = torch.rand(1, 3, 24, 20)
     with torch.no_grad():
-        torch.testing.assert_close(nafft.load_default_model(tlc=False).model(x), source.eval()(x))
+        torch.testing.assert_close(nafft.load_default_model(tlc=False).network(x), source.eval()(x))
     with pytest.raises(AttributeError):
         nafft.no_such_thing  # noqa: B018
 

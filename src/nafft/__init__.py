@@ -4,9 +4,9 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    # `nafft.load_default_model()` without importing torch at `import nafft`
-    if name == "load_default_model":
-        from nafft.weights import load_default_model
+    # `nafft.open_model(...)` without importing torch at `import nafft`
+    if name in ("open_model", "load_default_model", "OpenedModel"):
+        from nafft.inference import opened_model
 
-        return load_default_model
+        return getattr(opened_model, name)
     raise AttributeError(f"module 'nafft' has no attribute '{name}'")

@@ -78,3 +78,20 @@ def test_no_pairs_is_an_error(tmp_path):
     (tmp_path / "sharp").mkdir()
     with pytest.raises(PairingError, match="no image pairs found"):
         find_pairs(tmp_path)
+
+
+def test_gather_pairs_names_several_folders_apart(tmp_path):
+    from nafft.data.pair_folders import gather_pairs, root_prefixes
+
+    for root in ("a/test", "b/test", "photos"):
+        make_pair(tmp_path / root, "x.png")
+    single, problems = gather_pairs(tmp_path / "photos")
+    assert [p.name for p in single] == ["x.png"] and problems == []  # one folder: its own names
+    roots = [tmp_path / "a/test", tmp_path / "b/test", tmp_path / "photos", tmp_path / "photos"]
+    assert root_prefixes(roots) == ["a/test", "b/test", "photos", "photos~2"]
+    pairs, problems = gather_pairs(roots)
+    assert [p.name for p in pairs] == ["a/test/x.png", "b/test/x.png", "photos/x.png", "photos~2/x.png"]
+    assert pairs[0].blur == tmp_path / "a/test/blur/x.png" and pairs[0].size == (40, 48) and problems == []
+    (tmp_path / "b/test/sharp/x.png").unlink()
+    pairs, problems = gather_pairs(roots)
+    assert len(pairs) == 3 and len(problems) == 1 and "missing sharp partner" in problems[0]

@@ -8,9 +8,9 @@ import torch
 
 from nafft.cli import main
 from nafft.data.io import decode_image, write_image
-from nafft.data.pair_folders import find_pairs
-from nafft.engine.evaluate import CSV_COLUMNS, METRIC_KEYS, evaluate, summarize
-from nafft.inference import Predictor
+from nafft.engine.evaluate import CSV_COLUMNS, METRIC_KEYS, evaluate_model, summarize
+from nafft.errors import UserError
+from nafft.inference import OpenedModel
 from nafft.metrics import psnr, ssim, ssim3d
 from tests.inference.conftest import save_tiny_checkpoint
 
@@ -121,8 +121,8 @@ def test_identity_predictor_and_identical_pairs(tmp_path):
     data = write_pairs(tmp_path / "data", 2, 20, 22, seed=5)
     sharp0 = decode_image(data / "sharp" / "000.png")[0]
     write_image(data / "blur" / "000.png", sharp0)  # an already-sharp input: PSNR = inf
-    result = evaluate(Predictor(torch.nn.Identity(), device="cpu", tile=0), find_pairs(data), tmp_path / "out",
-                      panels=0)
+    identity = OpenedModel.from_network(torch.nn.Identity(), device="cpu")
+    result = evaluate_model(identity, data, tmp_path / "out", tile=0, panels=0)
     first, second = result.records
     assert first.metrics["psnr"] == first.metrics["input_psnr"] == math.inf
     assert second.metrics["psnr"] == second.metrics["input_psnr"] < math.inf
@@ -132,17 +132,38 @@ def test_identity_predictor_and_identical_pairs(tmp_path):
 
 
 def test_tiled_eval_equals_whole_for_a_local_network(tmp_path):
-    from nafft.inference import Predictor
-    from tests.inference.conftest import LocalNet
+    from tests.inference.conftest import LocalNet, on_cpu
 
     data = write_pairs(tmp_path / "data", 1, 150, 170, seed=6)
     torch.manual_seed(1)
-    net = LocalNet().eval()
-    whole = evaluate(Predictor(net, device="cpu", tile=0), find_pairs(data), tmp_path / "a", panels=0)
-    tiled = evaluate(
-        Predictor(net, device="cpu", tile=96, overlap=32), find_pairs(data), tmp_path / "b", panels=0
-    )
+    net = on_cpu(LocalNet().eval())
+    whole = evaluate_model(net, data, tmp_path / "a", tile=0, panels=0)
+    tiled = evaluate_model(net, data, tmp_path / "b", tile=96, overlap=32, panels=0)
     # blending rounds differently by ~1e-7, which can flip the 8-bit rounding of a pixel or two
     assert tiled.records[0].metrics == pytest.approx(whole.records[0].metrics, rel=1e-6)
     assert (whole.records[0].tiles, tiled.records[0].tiles) == (0, 6)
     assert "tiles" in (tmp_path / "b" / "per_image.csv").read_text().splitlines()[0]
+
+
+def test_several_folders_are_named_apart_and_recorded(tmp_path):
+    """Two pair folders with the same file names and even the same folder name: every pair keeps its own name."""
+    first = write_pairs(tmp_path / "a" / "test", 2, 20, 22, seed=7)
+    second = write_pairs(tmp_path / "b" / "test", 1, 20, 22, seed=8)
+    other = write_pairs(tmp_path / "photos", 1, 20, 22, seed=9)
+    identity = OpenedModel.from_network(torch.nn.Identity(), device="cpu", name="identity")
+    result = evaluate_model(identity, [first, second, other], tmp_path / "out", tile=0, panels=0,
+                            settings={"note": "three folders"})
+    assert [r.name for r in result.records] == ["a/test/000.png", "a/test/001.png", "b/test/000.png",
+                                                "photos/000.png"]
+    settings = result.summary["settings"]
+    assert settings["data"] == [str(first), str(second), str(other)] and settings["checkpoint"] == "identity"
+    assert settings["tile"] == "never" and settings["note"] == "three folders" and settings["tlc"] is False
+    # the prediction is the input: output and input metrics agree image by image
+    assert all(r.metrics["psnr"] == r.metrics["input_psnr"] for r in result.records)
+    twice = evaluate_model(identity, [first, first], tmp_path / "twice", tile=0, panels=0)
+    assert [r.name for r in twice.records] == ["test/000.png", "test/001.png", "test~2/000.png", "test~2/001.png"]
+    empty = tmp_path / "empty"
+    (empty / "blur").mkdir(parents=True)
+    (empty / "sharp").mkdir()
+    with pytest.raises(UserError, match="empty: no readable image pairs"):
+        evaluate_model(identity, empty, tmp_path / "none", tile=0)

@@ -15,6 +15,13 @@ def randomize(model: nn.Module, seed: int = 0, std: float = 0.1) -> nn.Module:
     return model
 
 
+def on_cpu(network: nn.Module):
+    """A network in memory opened for inference on the CPU (`OpenedModel.from_network`)."""
+    from nafft.inference import OpenedModel
+
+    return OpenedModel.from_network(network, device="cpu")
+
+
 def tiny_config(**changes) -> ModelConfig:
     return ModelConfig(**TINY, **changes)
 

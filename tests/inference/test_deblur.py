@@ -6,7 +6,7 @@ import torch
 
 from nafft.cli import main
 from nafft.data.io import decode_image, image_to_tensor, read_image, write_image
-from nafft.inference import Predictor, load_for_inference
+from nafft.inference import Predictor, open_model
 from nafft.inference.deblur import OverwriteError, collect_inputs, plan_jobs
 from tests.inference.conftest import save_tiny_checkpoint
 
@@ -46,9 +46,9 @@ def test_output_is_the_model_prediction(tmp_path, checkpoint):
         ["deblur", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--checkpoint", str(checkpoint)]
     )
     assert code == 0
-    loaded = load_for_inference(checkpoint)  # TLC on, train size 32 from the checkpoint
-    assert loaded.tlc and loaded.train_size == 32 and loaded.train_size_source == "checkpoint"
-    pred = Predictor(loaded.model, device="cpu", tile=0)(image_to_tensor(read_image(tmp_path / "a.png").rgb))
+    opened = open_model(checkpoint, device="cpu")  # TLC on, train size 32 from the checkpoint
+    assert opened.tlc and opened.train_size == 32 and opened.train_size_source == "checkpoint"
+    pred = Predictor(opened, tile=0)(image_to_tensor(read_image(tmp_path / "a.png").rgb))
     expected = np.floor(np.clip(pred.permute(1, 2, 0).numpy(), 0, 1) * 255 + 0.5)
     written, _, _ = decode_image(tmp_path / "out" / "a.png")
     assert np.abs(written.astype(int) - expected.astype(int)).max() <= 1
@@ -146,7 +146,7 @@ def test_deblur_and_eval_fall_back_to_the_bundled_default_model(tmp_path, capsys
     err = capsys.readouterr().err
     assert err.splitlines()[0] == ("no --checkpoint: using the bundled default model nafft-photo (tiny test "
                                    "model); see `nafft models`")
-    predictor = Predictor(load_for_inference(folder / "nafft-photo.safetensors").model, device="cpu", tile=0)
+    predictor = Predictor(open_model(folder / "nafft-photo.safetensors", device="cpu"), tile=0)
     pred = predictor(image_to_tensor(read_image(tmp_path / "in" / "a.png").rgb))
     expected = np.floor(np.clip(pred.permute(1, 2, 0).numpy(), 0, 1) * 255 + 0.5)
     written, _, _ = decode_image(tmp_path / "out.png")
@@ -168,9 +168,10 @@ def test_official_pth_defaults_to_tlc_256(tmp_path):
 
     model = build_model({"width": 8, "enc_blocks": (1, 1), "middle_blocks": 1, "dec_blocks": (1, 1)})
     torch.save({"params": model.state_dict()}, tmp_path / "official.pth")
-    loaded = load_for_inference(tmp_path / "official.pth")
-    assert loaded.tlc and loaded.train_size == 256 and loaded.train_size_source == "default"
-    assert not load_for_inference(tmp_path / "official.pth", tlc=False).tlc
+    opened = open_model(tmp_path / "official.pth", device="cpu")
+    assert opened.tlc and opened.train_size == 256 and opened.train_size_source == "default"
+    assert opened.tlc_window == (384, 384) and opened.name == "official" and opened.card == {}
+    assert not open_model(tmp_path / "official.pth", device="cpu", tlc=False).tlc
 
 
 def _run_cli(args, timeout=240):

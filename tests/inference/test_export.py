@@ -7,7 +7,7 @@ import torch
 from nafft.inference.export import ExportError, export_onnx, export_safetensors
 from nafft.models import build_model, disable_tlc, enable_tlc, load_model, read_metadata
 from nafft.models.fft import FFTResBlock, dft_as_matmul, irfft2_matmul, rfft2_matmul
-from tests.inference.conftest import randomize, tiny_config
+from tests.inference.conftest import on_cpu, randomize, tiny_config
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -48,7 +48,7 @@ def test_fft_block_export_mode_agrees_with_default():
 def test_onnx_parity_with_dynamic_shapes(changes, tmp_path):
     model = randomize(build_model(tiny_config(**changes))).eval()
     path = tmp_path / "m.onnx"
-    result = export_onnx(model, path)
+    result = export_onnx(on_cpu(model), path)
     assert path.is_file() and result.format == "onnx"
     assert len(result.checks) == 2 and result.max_error <= 1e-4
     assert {s[0] for s, _ in result.checks} == {1, 2}  # two batch sizes through one graph
@@ -66,14 +66,14 @@ def test_onnx_mismatch_fails_and_leaves_no_file(tmp_path):
     model = randomize(build_model(tiny_config(skip="fft"))).eval()
     path = tmp_path / "m.onnx"
     with pytest.raises(ExportError, match="differs from PyTorch"):
-        export_onnx(model, path, tolerance=0.0)  # the matmul DFT rounds differently from torch.fft
+        export_onnx(on_cpu(model), path, tolerance=0.0)  # the matmul DFT rounds differently from torch.fft
     assert list(tmp_path.iterdir()) == []
 
 
 def test_safetensors_export_is_folded_and_keeps_metadata(tmp_path):
     model = randomize(build_model(tiny_config(conv="doconv", attention="eca"))).eval()
     path = tmp_path / "folded.safetensors"
-    result = export_safetensors(model, path, metadata={"nafft_train_config": '{"data": {"patch_size": 64}}'})
+    result = export_safetensors(on_cpu(model), path, metadata={"nafft_train_config": '{"data": {"patch_size": 64}}'})
     assert result.max_error <= 1e-5
     reloaded = load_model(path)
     assert reloaded.config.conv == "conv"
@@ -116,7 +116,7 @@ def test_onnx_with_tlc_equals_pytorch_tlc_below_and_above_the_window(changes, tm
     model = randomize(build_model(tiny_config(**changes))).eval()
     enable_tlc(model, 24)  # windows: 36 px at full resolution, 18 at level 1, 9 in the middle
     path = tmp_path / "tlc.onnx"
-    result = export_onnx(model, path)
+    result = export_onnx(on_cpu(model), path)
     assert result.tlc_train_size == (24, 24) and result.max_error <= 1e-4
     assert any(s[2] > 36 and s[3] > 36 for s, _ in result.checks)  # the check covered local pooling too
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -135,7 +135,7 @@ def test_onnx_with_tlc_equals_pytorch_tlc_below_and_above_the_window(changes, tm
 
 def test_onnx_without_tlc_has_global_pooling(tmp_path):
     model = enable_tlc(randomize(build_model(tiny_config())).eval(), 24)
-    result = export_onnx(model, tmp_path / "global.onnx", tlc=False)
+    result = export_onnx(on_cpu(model), tmp_path / "global.onnx", tlc=False)
     assert result.tlc_train_size is None and len(result.checks) == 2
     session = ort.InferenceSession(str(tmp_path / "global.onnx"), providers=["CPUExecutionProvider"])
     x = torch.rand(1, 3, 45, 50)

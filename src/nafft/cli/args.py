@@ -83,23 +83,3 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = str(threads)
-
-
-def load_model_spec(spec: str):
-    """A preset name (untrained weights) or a checkpoint file -> (model, display name, whether it is a preset).
-
-    Raises:
-        UserError: neither a preset nor an existing file (with the closest preset name), or an unreadable file.
-    """
-    from pathlib import Path
-
-    from nafft.errors import UserError
-    from nafft.models import PRESETS, build_model, load_model
-
-    if spec in PRESETS:
-        return build_model(spec), spec, True
-    if Path(spec).is_file():
-        return load_model(spec), Path(spec).stem, False
-    from nafft.typed_config import suggest
-
-    raise UserError(f"'{spec}' is neither a preset{suggest(spec, PRESETS)} nor an existing checkpoint file")

@@ -14,8 +14,8 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by deblur and eval: model, device, TLC, tiling, precision, threads."""
     parser.add_argument(
         "--checkpoint", metavar="CKPT",
-        help="weights: a nafft .safetensors or an official NAFNet .pth (default: the bundled default model, see "
-             "`nafft models`)"
+        help="weights: a nafft .safetensors, an official NAFNet .pth or a bundled model's name (default: the "
+             "bundled default model, see `nafft models`)"
     )
     parser.add_argument("--device", type=device, default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     parser.add_argument(
@@ -59,11 +59,25 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     add_threads_argument(parser)
 
 
-def check_device(args: argparse.Namespace):
-    """The torch.device of `--device`, or a one-line error when this machine does not have it (before any work)."""
-    from nafft.inference.predict import resolve_device
+def open_from_args(args: argparse.Namespace):
+    """The weights of `--checkpoint` (without it, the bundled default model, said on the console first) opened on
+    `--device` with `--tlc` and `--channels-last`: the start-up of deblur and eval.
 
-    return resolve_device(args.device)
+    Raises:
+        UserError: a device this machine lacks (before any file is read), unreadable weights, or a preset's
+            untrained weights.
+    """
+    from nafft.errors import UserError
+    from nafft.inference.opened_model import default_model_note, open_model
+
+    opened = open_model(args.checkpoint, device=args.device, tlc=args.tlc, channels_last=args.channels_last)
+    if not opened.trained:
+        raise UserError(f"--checkpoint {args.checkpoint}: a preset has untrained weights; give a weight file or a "
+                        "bundled model (`nafft models`)")
+    note = default_model_note(args.checkpoint)
+    if note:
+        print(note, file=sys.stderr)
+    return opened
 
 
 class TileProgress:
@@ -87,16 +101,13 @@ class TileProgress:
             self.bar = None
 
 
-def build_predictor(args: argparse.Namespace, on_tile=None):
-    """The loaded model and a Predictor configured from the shared options."""
-    from nafft.inference import Predictor, load_for_inference, require_checkpoint
+def build_predictor(args: argparse.Namespace, opened, on_tile=None):
+    """A Predictor of the opened model configured from the shared options."""
+    from nafft.inference import Predictor
 
-    checkpoint = require_checkpoint(args.checkpoint)
-    loaded = load_for_inference(checkpoint, tlc=args.tlc, channels_last=args.channels_last)
     budget = None if args.memory_budget is None else int(args.memory_budget * (1 << 30))
-    predictor = Predictor(
-        loaded.model,
-        device=args.device,
+    return Predictor(
+        opened,
         tile=args.tile,
         overlap=args.overlap,
         self_ensemble=args.self_ensemble,
@@ -104,7 +115,6 @@ def build_predictor(args: argparse.Namespace, on_tile=None):
         memory_budget=budget,
         on_tile=on_tile,
     )
-    return loaded, predictor
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -121,13 +131,8 @@ def run(args: argparse.Namespace) -> int:
 
     from nafft.errors import UserError
     from nafft.inference.deblur import collect_inputs, deblur_file, plan_jobs
-    from nafft.inference.loading import default_model_note, require_checkpoint
 
-    require_checkpoint(args.checkpoint)  # before any work, with the hint on where weights come from
-    note = default_model_note(args.checkpoint)
-    if note:
-        print(note, file=sys.stderr)
-    check_device(args)
+    opened = open_from_args(args)
     inputs, problems = collect_inputs(args.inputs)
     jobs, more = plan_jobs(inputs, args.out)
     problems += more
@@ -136,8 +141,8 @@ def run(args: argparse.Namespace) -> int:
     if not jobs:
         raise UserError("no images to deblur")
     tiles = TileProgress()
-    loaded, predictor = build_predictor(args, on_tile=tiles)
-    print(f"{loaded.describe()}; device {predictor.device}", file=sys.stderr)
+    predictor = build_predictor(args, opened, on_tile=tiles)
+    print(opened.describe(), file=sys.stderr)
     failed = done = 0
     bar = tqdm(jobs, unit="img", desc="deblur", file=sys.stderr, dynamic_ncols=True)
     for job in bar:

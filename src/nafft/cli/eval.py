@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from nafft.cli.args import non_negative_int
-from nafft.cli.deblur import TileProgress, add_inference_arguments, build_predictor, check_device
+from nafft.cli.deblur import TileProgress, add_inference_arguments, open_from_args
 
 HELP = "evaluate a checkpoint on blur/sharp pairs: per-image metrics, summary, report and panels"
 
@@ -43,39 +43,18 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from nafft.data.pair_folders import scan_pairs
-    from nafft.engine.evaluate import evaluate
-    from nafft.errors import UserError
-    from nafft.inference.loading import default_model_note, require_checkpoint
+    from nafft.engine.evaluate import evaluate_model
 
-    require_checkpoint(args.checkpoint)
-    note = default_model_note(args.checkpoint)
-    if note:
-        print(note, file=sys.stderr)
-    check_device(args)
-    pairs, problems = scan_pairs(args.data)
-    for line in problems:
-        print(f"nafft: error: {line}", file=sys.stderr)
-    if args.limit > 0:
-        pairs = pairs[: args.limit]
-    if not pairs:
-        raise UserError(f"{args.data}: no readable image pairs")
+    opened = open_from_args(args)
+    print(opened.describe(), file=sys.stderr)
     tiles = TileProgress()
-    loaded, predictor = build_predictor(args, on_tile=tiles)
-    print(f"{loaded.describe()}; device {predictor.device}; {len(pairs)} pairs", file=sys.stderr)
-    settings = {
-        "checkpoint": str(loaded.path),
-        "data": str(args.data),
-        "tlc": loaded.tlc,
-        "tlc_train_size": loaded.train_size if loaded.tlc else None,
-        "self_ensemble": args.self_ensemble,
-        "tile": "auto" if args.tile is None else ("never" if args.tile == 0 else args.tile),
-        "overlap": "auto" if args.overlap is None else args.overlap,
-        "device": str(predictor.device),
-        "half": args.half,
-    }
-    bar = tqdm(total=len(pairs), unit="img", desc="eval", file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(total=0, unit="img", desc="eval", file=sys.stderr, dynamic_ncols=True)
     start = time.perf_counter()
+
+    def on_start(total: int) -> None:
+        nonlocal start
+        bar.reset(total=total)
+        start = time.perf_counter()
 
     def on_image(index: int, total: int, record) -> None:
         tiles.close()
@@ -84,23 +63,31 @@ def run(args: argparse.Namespace) -> int:
         if bar.n == 1 and total > 1:
             per_image = time.perf_counter() - start
             tqdm.write(
-                f"first image {record.width}x{record.height}: {per_image:.1f} s on {predictor.device}; "
+                f"first image {record.width}x{record.height}: {per_image:.1f} s on {opened.device}; "
                 f"the {total} images will take about {_duration(per_image * total)}",
                 file=sys.stderr,
             )
 
-    result = evaluate(
-        predictor,
-        pairs,
-        args.out,
-        save_images=args.save_images,
-        panels=args.panels,
-        settings=settings,
-        problems=problems,
-        on_image=on_image,
-    )
-    bar.close()
-    for line in result.problems[len(problems) :]:
+    try:
+        result = evaluate_model(
+            opened,
+            args.data,
+            args.out,
+            tile=args.tile,
+            overlap=args.overlap,
+            self_ensemble=args.self_ensemble,
+            half=args.half,
+            memory_budget=None if args.memory_budget is None else int(args.memory_budget * (1 << 30)),
+            limit=args.limit,
+            save_images=args.save_images,
+            panels=args.panels,
+            on_start=on_start,
+            on_image=on_image,
+            on_tile=tiles,
+        )
+    finally:
+        bar.close()
+    for line in result.problems:
         print(f"nafft: error: {line}", file=sys.stderr)
     s = result.summary
     print(

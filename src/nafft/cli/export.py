@@ -14,8 +14,8 @@ HELP = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", metavar="CKPT",
-                        help="a nafft .safetensors, an official NAFNet .pth, or a preset name (untrained weights, as "
-                             "nafft profile takes)")
+                        help="a nafft .safetensors, an official NAFNet .pth, a bundled model's name (`nafft models`), or "
+                             "a preset name (untrained weights, as nafft profile takes)")
     parser.add_argument("legacy_checkpoint", nargs="?", metavar="CKPT",
                         help="the same as --checkpoint CKPT (the older spelling, kept for scripts)")
     parser.add_argument(
@@ -42,10 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nafft.cli.args import load_model_spec
     from nafft.errors import UserError
     from nafft.inference.export import export_onnx, export_safetensors
-    from nafft.models import read_metadata
+    from nafft.inference.opened_model import open_model
 
     if args.checkpoint and args.legacy_checkpoint and args.checkpoint != args.legacy_checkpoint:
         raise UserError(f"two checkpoints given ({args.legacy_checkpoint} and --checkpoint {args.checkpoint}); give one")
@@ -58,31 +57,20 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(
             f"{out}: cannot tell the format from the suffix; pass --format onnx or --format safetensors"
         )
-    source = Path(spec)
-    if out.exists() and source.exists() and out.resolve() == source.resolve():
+    # TLC only travels into an ONNX graph; a safetensors file keeps the training config, from which it is set again
+    opened = open_model(spec, device="cpu", tlc=args.tlc and fmt == "onnx")
+    if opened.path is not None and out.exists() and out.resolve() == opened.path.resolve():
         raise UserError(f"{out}: refusing to write over the checkpoint being exported")
-    model, _, is_preset = load_model_spec(spec)
-    doconv = model.config.conv == "doconv"
     if fmt == "onnx":
-        if args.tlc:
-            from nafft.inference.loading import OFFICIAL_TRAIN_SIZE, train_patch_size
-            from nafft.models import enable_tlc
-
-            enable_tlc(model, (None if is_preset else train_patch_size(read_metadata(source))) or OFFICIAL_TRAIN_SIZE)
-        result = export_onnx(model, out, tolerance=args.tolerance, tlc=args.tlc)
+        result = export_onnx(opened, out, tolerance=args.tolerance, tlc=args.tlc)
     else:
-        keep = {} if is_preset else {
-            k: v
-            for k, v in read_metadata(source).items()
-            if not k.startswith(("format", "nafft_model_config"))
-        }
-        result = export_safetensors(model, out, metadata=keep, tolerance=args.tolerance)
+        result = export_safetensors(opened, out, tolerance=args.tolerance)
     checks = ", ".join(f"{'x'.join(map(str, shape))}: {err:.1e}" for shape, err in result.checks)
-    what = ["DO-Conv folded"] if doconv else []
+    what = ["DO-Conv folded"] if opened.architecture.conv == "doconv" else []
     if fmt == "onnx":
         tlc = result.tlc_train_size
         what += [f"TLC (train size {tlc[0]})" if tlc else "global pooling", "dynamic batch/height/width"]
-    if is_preset:
+    if not opened.trained:
         what.append(f"preset {spec} with untrained weights")
     print(
         f"wrote {out} ({fmt}, {result.size_bytes / 1e6:.1f} MB{''.join(', ' + w for w in what)}); "

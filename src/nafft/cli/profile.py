@@ -8,7 +8,7 @@ import math
 import platform
 from dataclasses import asdict
 
-from nafft.cli.args import add_threads_argument, load_model_spec, non_negative_int, positive_int
+from nafft.cli.args import add_threads_argument, device, non_negative_int, positive_int
 from nafft.errors import UserError
 
 HELP = "parameters, MACs, forward latency and peak memory of a preset or checkpoint"
@@ -30,11 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from nafft.models import PRESETS
 
     parser.add_argument("models", nargs="*", metavar="PRESET_OR_CHECKPOINT",
-                        help=f"preset names ({', '.join(PRESETS)}) or checkpoint files")
+                        help=f"preset names ({', '.join(PRESETS)}), bundled model names or checkpoint files")
     parser.add_argument("--checkpoint", action="append", default=[], metavar="CKPT",
                         help="a checkpoint file (or preset name) to profile, as in eval/deblur/export; repeatable")
     parser.add_argument("--size", type=parse_size, default=(256, 256), help="input HxW (default 256x256)")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--device", type=device, default="cpu", help="cpu (default), cuda, cuda:N or auto")
     parser.add_argument("--batch", type=positive_int, default=1)
     parser.add_argument("--runs", type=non_negative_int, default=10,
                         help="timed forward passes (median reported; 0 skips timing)")
@@ -46,13 +46,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("text", "markdown", "json"), default="text")
 
 
-def _build(spec: str):
-    from nafft.models import reparameterize
+def _open(spec: str, device: str, tlc: bool):
+    """The opened model (DO-Conv folded: the inference cost) and its parameter count while training."""
+    import torch
 
-    model, name, _ = load_model_spec(spec)
-    train_params = sum(p.numel() for p in model.parameters())
-    # Inference cost: DO-Conv folds away.
-    return reparameterize(model), name, train_params
+    from nafft.inference.opened_model import open_model
+    from nafft.models import build_model, enable_tlc
+
+    opened = open_model(spec, device=device, tlc=False)
+    if tlc:
+        enable_tlc(opened.network, 256)
+    with torch.device("meta"):
+        train_params = sum(p.numel() for p in build_model(opened.architecture).parameters())
+    return opened, train_params
 
 
 def _json_safe(value):
@@ -69,29 +75,23 @@ def _json_safe(value):
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from nafft.models import enable_tlc
     from nafft.profiling import profile_model
 
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available")
     specs = [*args.models, *args.checkpoint]
     if not specs:
         raise UserError("give at least one preset name or checkpoint (PRESET_OR_CHECKPOINT or --checkpoint CKPT)")
     results = []
     folded: dict[str, int] = {}
     for spec in specs:
-        model, name, train_params = _build(spec)
-        folded[spec] = train_params
-        if args.tlc:
-            enable_tlc(model, 256)
+        opened, folded[spec] = _open(spec, args.device, args.tlc)
         results.append(
-            profile_model(model, name, size=args.size, device=args.device, batch=args.batch, runs=args.runs,
-                          warmup=args.warmup, channels_last=args.channels_last)
+            profile_model(opened.network, opened.name, size=args.size, device=opened.device, batch=args.batch,
+                          runs=args.runs, warmup=args.warmup, channels_last=args.channels_last)
         )
-        del model
+        del opened
     machine = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
-    if args.device == "cuda":
-        machine = f"{torch.cuda.get_device_name()}, torch {torch.__version__}"
+    if results and results[0].device.startswith("cuda"):
+        machine = f"{torch.cuda.get_device_name(results[0].device)}, torch {torch.__version__}"
     h, w = args.size
     if args.format == "json":
         report = {"machine": machine, "results": [asdict(r) for r in results]}

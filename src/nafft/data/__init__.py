@@ -21,7 +21,7 @@ from nafft.data.io import (
     tensor_to_image,
     write_image,
 )
-from nafft.data.pair_folders import Pair, PairingError, find_pairs, scan_pairs
+from nafft.data.pair_folders import Pair, PairingError, find_pairs, gather_pairs, scan_pairs
 from nafft.data.synth import SynthError, SynthSettings, make_pair, synthesize_pairs
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "batch_sample_numbers",
     "decode_image",
     "find_pairs",
+    "gather_pairs",
     "image_to_tensor",
     "list_images",
     "load_pairs",

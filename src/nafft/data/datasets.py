@@ -22,7 +22,7 @@ import numpy as np
 from torch.utils.data import Dataset, Sampler
 
 from nafft.data.io import decode_image, image_to_tensor
-from nafft.data.pair_folders import Pair, PairingError, find_pairs
+from nafft.data.pair_folders import Pair, PairingError, Roots, gather_pairs
 from nafft.data.transforms import NUM_TRANSFORMS, crop, dihedral
 from nafft.errors import UserError
 
@@ -30,30 +30,28 @@ from nafft.errors import UserError
 _PERMUTATION_STREAM = 1
 _SAMPLE_STREAM = 2
 
-Roots = str | os.PathLike | Sequence[str | os.PathLike]
 
 
 class DatasetError(UserError):
     """A data set that cannot be used as asked (e.g. images smaller than the training patch)."""
 
 
-def _roots(roots: Roots) -> list:
-    return [roots] if isinstance(roots, (str, os.PathLike)) else list(roots)
-
-
 def load_pairs(roots: Roots, check_sizes: bool = True) -> list[Pair]:
-    """Pairs of one or several roots, in root order, each root sorted by name.
+    """Pairs of one root or of several (`gather_pairs`: in root order, each root sorted by name, names prefixed
+    with the root when there are several).
 
     Raises:
-        PairingError: every problem of the first root that has any.
+        PairingError: every problem found, one per line.
         DatasetError: no roots given.
     """
-    pairs: list[Pair] = []
-    roots = _roots(roots)
-    if not roots:
+    if not isinstance(roots, (str, os.PathLike)) and not list(roots):
         raise DatasetError("no data roots given")
-    for root in roots:
-        pairs += find_pairs(root, check_sizes=check_sizes)
+    pairs, problems = gather_pairs(roots, check_sizes=check_sizes)
+    where = roots if isinstance(roots, (str, os.PathLike)) else ", ".join(map(str, roots))
+    if problems:
+        raise PairingError(where, problems)
+    if not pairs:
+        raise PairingError(where, [f"{where}: no image pairs found"])
     return pairs
 
 

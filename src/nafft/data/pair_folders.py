@@ -9,12 +9,18 @@ Two layouts are recognised, with `blur`/`sharp` or `input`/`target` as the two f
 
 Pairs are matched by their relative path. A missing partner, an unreadable file or a size mismatch is a problem;
 `scan_pairs` returns the good pairs and one line per problem, `find_pairs` raises them all at once.
+
+Several roots (`gather_pairs`, the one way nafft reads more than one folder: evaluation, the ablation, training):
+each pair's name is prefixed with its root's folder name, "test_photos/000047.png", or with as much of the root's
+path as tells apart two roots of the same name ("a/test/..." and "b/test/..."), and a folder given twice gets
+"~2" after its prefix, so names never collide.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from nafft.data.io import ImageReadError, image_size, list_images
@@ -142,3 +148,40 @@ def find_pairs(root: str | os.PathLike, check_sizes: bool = True) -> list[Pair]:
     if not pairs:
         raise PairingError(root, [f"{root}: no image pairs found"])
     return pairs
+
+
+Roots = str | os.PathLike | Sequence[str | os.PathLike]
+
+
+def root_prefixes(roots: Sequence[str | os.PathLike]) -> list[str]:
+    """The name prefix of each root: its folder name, or the shortest tail of its absolute path that no other root
+    shares; a folder given again (to weight it in training) gets "~2", "~3"... after its prefix."""
+    paths = [Path(os.path.abspath(root)) for root in roots]
+    prefixes = []
+    for i, path in enumerate(paths):
+        depth = 1
+        while depth < len(path.parts) and any(
+            other != path and other.parts[-depth:] == path.parts[-depth:] for other in paths
+        ):
+            depth += 1
+        repeat = paths[:i].count(path)
+        prefixes.append("/".join(path.parts[-depth:]) + (f"~{repeat + 1}" if repeat else ""))
+    return prefixes
+
+
+def gather_pairs(roots: Roots, check_sizes: bool = True) -> tuple[list[Pair], list[str]]:
+    """The pairs of one root (named as `scan_pairs` names them) or of several (in root order, each name prefixed
+    with `root_prefixes`), and one line per problem.
+
+    Raises:
+        PairingError: a root that is not a pair folder.
+    """
+    if isinstance(roots, (str, os.PathLike)):
+        return scan_pairs(roots, check_sizes)
+    pairs: list[Pair] = []
+    problems: list[str] = []
+    for root, prefix in zip(roots, root_prefixes(roots)):
+        found, more = scan_pairs(root, check_sizes)
+        pairs += [replace(p, name=f"{prefix}/{p.name}") for p in found]
+        problems += more
+    return pairs, problems

@@ -1,4 +1,7 @@
-"""Evaluate a model on a folder of blurred/sharp pairs: per-image metrics, a summary, a report and panels.
+"""Evaluate an opened model on folders of blurred/sharp pairs: per-image metrics, a summary, a report and panels.
+
+`evaluate_model` is the one evaluation path: `nafft eval`, the ablation's and the demo's held-out scores and the
+default model's benchmark all call it.
 
 Metrics follow `nafft.metrics` (8-bit RGB, prediction clamped and rounded as the papers do): `psnr`, `ssim` (the
 MATLAB/BasicSR 2-D convention) and `ssim3d` (NAFNet's 3-D convention), for the prediction and, under `input_*`,
@@ -23,6 +26,7 @@ import io
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,8 +36,10 @@ from typing import Any
 import numpy as np
 
 from nafft.data.io import image_to_tensor, read_image, write_image
+from nafft.data.pair_folders import Roots, gather_pairs
 from nafft.errors import UserError
 from nafft.fileio import atomic_write_text
+from nafft.inference.opened_model import OpenedModel
 from nafft.inference.predict import Predictor
 from nafft.metrics import METRICS, mean_finite, ssim_and_ssim3d, to_uint8
 
@@ -129,32 +135,67 @@ def _safe_name(name: str) -> str:
     return name.replace("/", "__").rsplit(".", 1)[0]
 
 
-def evaluate(
-    predictor: Predictor,
-    pairs: Sequence,
+def evaluate_model(
+    model: OpenedModel,
+    data: Roots,
     out_dir: str | Path,
     *,
+    tile: int | None = None,
+    overlap: int | None = None,
+    self_ensemble: bool = False,
+    half: bool = False,
+    memory_budget: int | None = None,
+    limit: int = 0,
     save_images: bool = False,
     panels: int = 4,
-    settings: dict[str, Any] | None = None,
-    problems: Sequence[str] = (),
+    settings: Mapping[str, Any] | None = None,
+    on_start: Callable[[int], None] | None = None,
     on_image: Callable[[int, int, ImageRecord], None] | None = None,
+    on_tile: Callable[[int, int], None] | None = None,
 ) -> EvalResult:
-    """Run `predictor` on every pair, measure, and write the CSV, summary, report and panels to `out_dir`.
+    """Predict every pair of the folders `data` with `model`, measure, and write the CSV, summary, report and panels
+    to `out_dir`.
 
     Args:
-        predictor: maps a (3, H, W) float tensor in [0, 1] to the restored tensor; its `last_tiles` (the tiles of
-            the last image, 0: whole) goes into the CSV.
-        pairs: `nafft.data.pair_folders.Pair`s (name, blur, sharp).
+        model: the opened model (`nafft.inference.open_model`).
+        data: one pair folder (pairs named as in it) or several (`gather_pairs`: names prefixed with the folder).
         out_dir: the output folder (created).
+        tile, overlap, self_ensemble, half, memory_budget: the `Predictor`'s options (tile 0: whole images).
+        limit: evaluate the first `limit` pairs only (0: all).
         save_images: also write every prediction to `images/NAME.png`.
         panels: number of images (spread over the set) that get comparison and FFT panels.
-        settings: what to record about the run (checkpoint, TLC, device...) in the summary and report.
-        problems: pairs already found bad (listed in the outputs).
+        settings: more to record about the run in the summary and report, after the model's and the options'.
+        on_start: called with the number of pairs before the first is predicted (progress bars).
         on_image: called after each image with (index, total, record), e.g. for progress and time estimates.
+        on_tile: the predictor's progress over the tiles of a large image.
 
-    A pair that cannot be read is added to the problems and skipped.
+    Pairs that cannot be used (a missing partner, an unreadable file, a size mismatch) are listed in the outputs
+    and in `EvalResult.problems`, and the others are evaluated.
+
+    Raises:
+        UserError: a folder that holds no pairs at all, or predictor options outside their range.
     """
+    pairs, problems = gather_pairs(data)
+    if limit > 0:
+        pairs = pairs[:limit]
+    single = isinstance(data, (str, os.PathLike))
+    if not pairs:
+        raise UserError(f"{data if single else ', '.join(map(str, data))}: no readable image pairs")
+    predictor = Predictor(model, tile=tile, overlap=overlap, self_ensemble=self_ensemble, half=half,
+                          memory_budget=memory_budget, on_tile=on_tile)
+    settings = {
+        "checkpoint": str(model.path) if model.path is not None else model.name,
+        "data": str(data) if single else [str(d) for d in data],
+        "tlc": model.tlc,
+        "tlc_train_size": model.train_size if model.tlc else None,
+        "self_ensemble": self_ensemble,
+        "tile": "auto" if tile is None else ("never" if tile == 0 else tile),
+        "overlap": "auto" if overlap is None else overlap,
+        "device": str(model.device),
+        "half": half,
+    } | dict(settings or {})
+    if on_start is not None:
+        on_start(len(pairs))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     problems = list(problems)

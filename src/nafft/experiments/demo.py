@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import json
 import logging
-import statistics
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from nafft.experiments.ablate import AblationOptions, Layout
-from nafft.experiments.runs import SynthPlan, comparison_panels, pairs_of
+from nafft.experiments.runs import SynthPlan, comparison_panels
 from nafft.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -55,35 +54,26 @@ def evaluate_bundled(summary: dict[str, Any], out: Path, panels: int = 4) -> dic
     the input and output PSNR and the images improved, blur | default model | sharp panels of the held-out
     photographs in OUT/panels/<name>/, and an entry "bundled" in OUT/summary.json and a section in the report.
     None (and a log line) when this installation has no bundled model."""
-    from nafft.engine.evaluate import evaluate
-    from nafft.inference.loading import load_for_inference
-    from nafft.inference.predict import Predictor
+    from nafft.data.pair_folders import root_prefixes
+    from nafft.engine.evaluate import evaluate_model, summarize
+    from nafft.inference.opened_model import open_model
     from nafft.profiling import count_parameters
     from nafft.weights import DEFAULT_MODEL, bundled_models
 
-    bundled = {m.name: m for m in bundled_models()}.get(DEFAULT_MODEL)
-    if bundled is None:
+    if DEFAULT_MODEL not in {m.name for m in bundled_models()}:
         log.info("no bundled default model in this installation: the demo shows only the models it trained")
         return None
     test = [Path(t) for t in summary["test"]]
-    loaded = load_for_inference(bundled.path, tlc=True)
-    predictor = Predictor(loaded.model, device="auto", tile=0)
-    eval_dir = out / DEFAULT_MODEL / "eval"
-    result = evaluate(predictor, pairs_of(test), eval_dir, save_images=True, panels=0,
-                      settings={"checkpoint": str(bundled.path), "data": [str(t) for t in test], "tlc": loaded.tlc,
-                                "tlc_train_size": loaded.train_size})
+    opened = open_model(DEFAULT_MODEL)
+    result = evaluate_model(opened, test, out / DEFAULT_MODEL / "eval", tile=0, save_images=True, panels=0)
     per_set = {}
-    for folder in test:
-        records = [r for r in result.records if r.name.startswith(f"{folder.name}/")]
-        if records:
-            per_set[folder.name] = {
-                "images": len(records),
-                "input_psnr": statistics.fmean(r.metrics["input_psnr"] for r in records),
-                "psnr": statistics.fmean(r.metrics["psnr"] for r in records),
-                "improved_images": sum(r.metrics["psnr"] > r.metrics["input_psnr"] for r in records)}
+    for folder, prefix in zip(test, root_prefixes(test)):
+        part = summarize([r for r in result.records if r.name.startswith(f"{prefix}/")])
+        if part["images"]:
+            per_set[folder.name] = {k: part[k] for k in ("images", "input_psnr", "psnr", "improved_images")}
     s = result.summary
-    entry = {"name": DEFAULT_MODEL, "checkpoint": str(bundled.path), "card_summary": bundled.card.get("summary"),
-             "params": count_parameters(loaded.model), "psnr": s["psnr"], "ssim": s["ssim"],
+    entry = {"name": DEFAULT_MODEL, "checkpoint": str(opened.path), "card_summary": opened.card.get("summary"),
+             "params": count_parameters(opened.network), "psnr": s["psnr"], "ssim": s["ssim"],
              "input_psnr": s["input_psnr"], "improved_images": s["improved_images"], "images": s["images"],
              "ms_per_image": 1000 * s["seconds_per_image"], "per_set": per_set}
     bundled_run = SimpleNamespace(name=f"{DEFAULT_MODEL} (bundled)", run_dir=out / DEFAULT_MODEL)

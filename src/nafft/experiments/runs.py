@@ -227,10 +227,9 @@ def calibrate_step_seconds(config, steps: int = 3) -> float:
 
 def training_device(config) -> torch.device:
     """The device a run of `config` trains on (`train.device`; "auto": CUDA when available)."""
-    device = config.train.device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    from nafft.inference.opened_model import resolve_device
+
+    return resolve_device(config.train.device)
 
 
 def time_training_steps(config, steps: int = 3, criterion=None) -> tuple[float, float]:
@@ -327,31 +326,15 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
-def pairs_of(folders: Sequence[Path]):
-    """Every pair of the given folders (names prefixed with the folder name so they stay unique)."""
-    from nafft.data.pair_folders import Pair, find_pairs
-
-    pairs = []
-    for folder in folders:
-        pairs += [Pair(f"{Path(folder).name}/{p.name}", p.blur, p.sharp) for p in find_pairs(folder)]
-    return pairs
-
-
 def evaluate_run(checkpoint: Path, test: Sequence[Path], out_dir: Path, panels: int = 4,
                  save_images: bool = True) -> dict[str, Any]:
-    """`nafft eval` of one checkpoint (TLC as the checkpoint's training crops imply, channels_last on the CPU) on
-    the held-out folders; returns its summary."""
-    from nafft.engine.evaluate import evaluate
-    from nafft.inference.loading import load_for_inference
-    from nafft.inference.predict import Predictor, resolve_device
+    """`nafft eval` of one checkpoint (TLC as the checkpoint's training crops imply, whole images) on the held-out
+    folders; returns its summary."""
+    from nafft.engine.evaluate import evaluate_model
+    from nafft.inference.opened_model import open_model
 
-    loaded = load_for_inference(checkpoint, tlc=True)
-    device = resolve_device("auto")
-    predictor = Predictor(loaded.model, device=device, tile=0, channels_last=device.type == "cpu")
-    settings = {"checkpoint": str(checkpoint), "data": [str(t) for t in test], "tlc": loaded.tlc,
-                "tlc_train_size": loaded.train_size, "device": str(device)}
-    return evaluate(predictor, pairs_of(test), out_dir, save_images=save_images, panels=panels,
-                    settings=settings).summary
+    return evaluate_model(open_model(checkpoint), list(test), out_dir, tile=0, save_images=save_images,
+                          panels=panels).summary
 
 
 def cpu_seconds() -> float:
@@ -447,6 +430,7 @@ def comparison_panels(runs: Sequence[RunResult], test: Sequence[Path], folder: P
     evaluation images, RUN_DIR/eval/images; a run is anything with a `name` and a `run_dir`), one PNG each in
     `folder`. `source`: only images of the test folder of that name, when it has any."""
     from nafft.data.io import read_image, write_image
+    from nafft.data.pair_folders import root_prefixes
     from nafft.engine.evaluate import labelled_grid
     from nafft.metrics import to_uint8
 
@@ -455,9 +439,10 @@ def comparison_panels(runs: Sequence[RunResult], test: Sequence[Path], folder: P
     if source and any(n.startswith(f"{source}/") for n in names):
         names = [n for n in names if n.startswith(f"{source}/")]
     written = []
+    roots = dict(zip(root_prefixes(test), test))  # the evaluation named each image "<prefix>/<name>"
     for image_name in names[:: max(1, len(names) // count)][:count] if count > 0 else []:
-        source, _, file_name = image_name.partition("/")
-        root = next(t for t in test if t.name == source)
+        prefix = next(p for p in roots if image_name.startswith(f"{p}/"))
+        root, file_name = roots[prefix], image_name[len(prefix) + 1 :]
         paths = [root / "blur" / file_name] + [r.run_dir / "eval" / "images" / image_name for r in runs]
         paths.append(root / "sharp" / file_name)
         cells = [to_uint8(read_image(p).rgb) for p in paths]

@@ -30,9 +30,19 @@ from torch import nn
 
 from nafft.errors import UserError
 from nafft.fileio import commit_temp, new_temp
-from nafft.models import disable_tlc, load_model, reparameterize, save_model, set_memory_format, unwrap
+from nafft.inference.opened_model import OpenedModel
+from nafft.models import (
+    NAFNet,
+    disable_tlc,
+    load_model,
+    reparameterize,
+    save_model,
+    set_memory_format,
+    tlc_window,
+    unwrap,
+)
+from nafft.models.checkpoint import FORMAT_KEY, MODEL_CONFIG_KEY
 from nafft.models.fft import dft_as_matmul
-from nafft.models.pooling import AvgPool
 
 log = logging.getLogger(__name__)
 
@@ -67,26 +77,22 @@ class ExportResult:
         return max(err for _, err in self.checks)
 
 
-def prepare_for_export(model: nn.Module, tlc: bool = False) -> nn.Module:
-    """A folded, eval-mode float32 CPU copy of the model in NCHW (the original is left alone); its TLC setting is
-    kept when `tlc`, else global pooling."""
-    model = copy.deepcopy(unwrap(model)).float().cpu().eval()
-    reparameterize(model)
+def prepare_for_export(model: OpenedModel, tlc: bool = False) -> NAFNet:
+    """A folded, eval-mode float32 CPU copy of the opened model's network in NCHW (the original is left alone); its
+    TLC setting is kept when `tlc`, else global pooling."""
+    network = copy.deepcopy(unwrap(model.network)).float().cpu().eval()
+    if not isinstance(network, NAFNet):
+        raise ExportError(f"{model.name}: only NAFNet networks can be exported, got {type(network).__name__}")
+    reparameterize(network)
     if not tlc:
-        disable_tlc(model)
-    return set_memory_format(model, False)
+        disable_tlc(network)
+    return set_memory_format(network, False)
 
 
-def tlc_window(model: nn.Module) -> tuple[int, int] | None:
-    """The largest TLC window of the model (the full-resolution one), None without TLC."""
-    sizes = [m.kernel_size for m in model.modules() if isinstance(m, AvgPool) and m.kernel_size is not None]
-    return (max(k[0] for k in sizes), max(k[1] for k in sizes)) if sizes else None
-
-
-def check_sizes(model: nn.Module) -> list[tuple[int, int, int, int]]:
+def check_sizes(model: NAFNet) -> list[tuple[int, int, int, int]]:
     """Odd-sized inputs for the parity check, none a multiple of the padding: two shapes and two batch sizes; with
     TLC also one input larger than the full-resolution window and one larger in width only."""
-    m = int(getattr(model, "padder_size", 1))
+    m = model.padder_size
     sizes = [(1, 3, 2 * m + 3, 3 * m - 5 if 3 * m > 5 else 7), (2, 3, m + 7, 2 * m + 1)]
     window = tlc_window(model)
     if window is not None:
@@ -101,7 +107,7 @@ def _reference(model: nn.Module, x: torch.Tensor) -> np.ndarray:
 
 
 def export_onnx(
-    model: nn.Module, path: str | Path, tolerance: float = TOLERANCE, seed: int = 0, tlc: bool = True
+    model: OpenedModel, path: str | Path, tolerance: float = TOLERANCE, seed: int = 0, tlc: bool = True
 ) -> ExportResult:
     """Write an ONNX file with dynamic (batch, height, width) and check it in onnxruntime.
 
@@ -118,7 +124,7 @@ def export_onnx(
     except ImportError:
         raise ExportError("ONNX export needs onnx and onnxruntime: pip install 'nafft[onnx]'") from None
     path = Path(path)
-    model = prepare_for_export(model, tlc=tlc)
+    model = prepare_for_export(model, tlc=tlc)  # from here on the network to trace
     tlc_train_size = getattr(model, "tlc_train_size", None)
     sizes = check_sizes(model)
     gen = torch.Generator().manual_seed(seed)
@@ -162,14 +168,17 @@ def export_onnx(
 
 
 def export_safetensors(
-    model: nn.Module, path: str | Path, metadata: dict[str, str] | None = None, tolerance: float = TOLERANCE
+    model: OpenedModel, path: str | Path, metadata: dict[str, str] | None = None, tolerance: float = TOLERANCE
 ) -> ExportResult:
-    """Write the folded model as a nafft safetensors file, reload it and check it against the original.
+    """Write the folded network as a nafft safetensors file, reload it and check it against the original.
 
-    `metadata` (e.g. the training config, so TLC keeps its training size) is stored in the file.
+    `metadata` (e.g. the training config, so TLC keeps its training size) is stored in the file; by default the
+    opened file's own (its training config, iteration, card), less the keys `save_model` writes anew.
     """
     path = Path(path)
-    original = copy.deepcopy(unwrap(model)).float().cpu().eval()
+    if metadata is None:
+        metadata = {k: v for k, v in model.metadata.items() if k not in (FORMAT_KEY, MODEL_CONFIG_KEY)}
+    original = copy.deepcopy(unwrap(model.network)).float().cpu().eval()
     disable_tlc(original)
     folded = prepare_for_export(model)
     tmp = new_temp(path)  # load_model recognises safetensors by their header

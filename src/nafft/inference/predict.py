@@ -1,9 +1,8 @@
 """Prediction on images of any size: padding, tiling, x8 self-ensemble, half precision.
 
-`Predictor` wraps a model for inference. Whole-image prediction relies on the model padding its input to its
-`padder_size` and cropping back (NAFNet does; a model without `padder_size` is taken to accept any size). Tiled
-prediction cuts the image into overlapping tiles whose sizes and starts are multiples of `padder_size` (see
-`tiling`), runs each tile, and blends the outputs with a separable raised-cosine partition of unity; only one
+`Predictor` runs an opened model (`nafft.inference.opened_model.OpenedModel`). Whole-image prediction relies on the
+network padding its input to its padding multiple and cropping back (NAFNet does). Tiled prediction cuts the image
+into overlapping tiles whose sizes and starts are multiples of the padding multiple (see `tile_layout`), runs each tile, and blends the outputs with a separable raised-cosine partition of unity; only one
 tile's input and output and the full-size output accumulator live at a time, so memory no longer grows with the
 image. Tiling is chosen automatically when the whole-image pass would need more than the memory budget, and on the
 CPU also when it would be slower than tiles (see `speed_tile`).
@@ -24,11 +23,11 @@ import math
 from collections.abc import Callable
 
 import torch
-from torch import nn
 
+from nafft.data.transforms import NUM_TRANSFORMS, dihedral, undo_dihedral
 from nafft.errors import UserError
+from nafft.inference.opened_model import DeviceError, OpenedModel
 from nafft.inference.tile_layout import TileLayout, round_up, tile_starts
-from nafft.models.convert import set_memory_format
 
 log = logging.getLogger(__name__)
 
@@ -60,34 +59,6 @@ def whole_slowdown(buffer_bytes: int) -> float:
     return min(3.0, 1.0 + 0.5 * math.log2(buffer_bytes / FAST_BUFFER_BYTES))
 
 
-class DeviceError(UserError):
-    """A requested device or precision that this machine cannot provide."""
-
-
-DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
-
-
-def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    """`auto` means CUDA when available, else the CPU; an unknown name, or CUDA without a GPU, is a DeviceError."""
-    if isinstance(name, torch.device):
-        return name
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise DeviceError(f"--device {name}: not a device; use {DEVICE_CHOICES}") from None
-    if device.type not in ("cpu", "cuda"):
-        raise DeviceError(f"--device {name}: not supported; use {DEVICE_CHOICES}")
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise DeviceError(f"--device {name}: no CUDA device is available here (use --device cpu)")
-        if device.index is not None and device.index >= count:
-            raise DeviceError(f"--device {name}: this machine has CUDA devices 0..{count - 1}")
-    return device
-
-
 def available_memory(device: torch.device) -> int:
     """Free memory in bytes: CUDA free memory, or MemAvailable on Linux (8 GiB when it cannot be read)."""
     if device.type == "cuda":
@@ -109,44 +80,29 @@ def default_memory_budget(device: torch.device) -> int:
     return int(available_memory(device) * share)
 
 
-def padder_size(model: nn.Module) -> int:
-    return int(getattr(model, "padder_size", 1))
-
-
-def estimate_memory(model: nn.Module, height: int, width: int, element_size: int = 4) -> int:
+def estimate_memory(model: OpenedModel, height: int, width: int, element_size: int = 4) -> int:
     """Approximate peak bytes of one forward pass over an (H, W) input (activations, batch 1)."""
-    channels = getattr(getattr(model, "config", None), "width", 32)
-    m = padder_size(model)
-    return int(ACTIVATION_FACTOR * round_up(height, m) * round_up(width, m) * channels * element_size)
+    m = model.padding_multiple
+    return int(ACTIVATION_FACTOR * round_up(height, m) * round_up(width, m) * model.width * element_size)
 
 
-def auto_tile(model: nn.Module, height: int, width: int, budget: int, element_size: int = 4) -> int | None:
-    """None when the whole image fits `budget`, else the largest square tile (a padder multiple) that fits."""
+def auto_tile(model: OpenedModel, height: int, width: int, budget: int, element_size: int = 4) -> int | None:
+    """None when the whole image fits `budget`, else the largest square tile (a padding multiple) that fits."""
     if estimate_memory(model, height, width, element_size) <= budget:
         return None
-    m = padder_size(model)
+    m = model.padding_multiple
     per_pixel = estimate_memory(model, m, m, element_size) / (m * m)
     side = math.isqrt(int(budget / per_pixel))
     return max(round_up(MIN_AUTO_TILE, m), side // m * m)
 
 
-def largest_buffer(model: nn.Module, height: int, width: int, element_size: int = 4) -> int:
+def largest_buffer(model: OpenedModel, height: int, width: int, element_size: int = 4) -> int:
     """Bytes of the largest activation tensor of a forward pass: the expanded channels at full resolution."""
-    config = getattr(model, "config", None)
-    channels = getattr(config, "width", 32) * max(getattr(config, "dw_expand", 2), getattr(config, "ffn_expand", 2))
-    m = padder_size(model)
-    return round_up(height, m) * round_up(width, m) * channels * element_size
+    m = model.padding_multiple
+    return round_up(height, m) * round_up(width, m) * model.width * model.expand * element_size
 
 
-def tlc_window(model: nn.Module) -> int:
-    """The side of the largest TLC pooling window (the full-resolution one), 0 under global pooling."""
-    from nafft.models.pooling import AvgPool
-
-    sizes = [max(m.kernel_size) for m in model.modules() if isinstance(m, AvgPool) and m.kernel_size is not None]
-    return max(sizes, default=0)
-
-
-def speed_tile(model: nn.Module, height: int, width: int, overlap: int | None = None,
+def speed_tile(model: OpenedModel, height: int, width: int, overlap: int | None = None,
                element_size: int = 4) -> int | None:
     """On the CPU: the tile side that makes an (H, W) image faster to predict than a whole-image pass, or None.
 
@@ -159,10 +115,10 @@ def speed_tile(model: nn.Module, height: int, width: int, overlap: int | None = 
     slowdown = whole_slowdown(largest_buffer(model, height, width, element_size))
     if slowdown <= 1.0:
         return None
-    m = padder_size(model)
+    m = model.padding_multiple
     per_pixel = largest_buffer(model, m, m, element_size) / (m * m)
     largest = math.isqrt(int(FAST_TILE_BYTES / per_pixel)) // m * m
-    smallest = round_up(max(MIN_AUTO_TILE, tlc_window(model)), m)
+    smallest = round_up(max(MIN_AUTO_TILE, *(model.tlc_window or (0,))), m)
     padded = (round_up(height, m), round_up(width, m))
     best: tuple[int, int] | None = None
     for tile in range(smallest, largest + 1, m):
@@ -180,73 +136,51 @@ def speed_tile(model: nn.Module, height: int, width: int, overlap: int | None = 
     return best[1]
 
 
-# x8 self-ensemble: the dihedral group of the square as (transpose, flip H, flip W); each is its own inverse
-# when undone in reverse order.
-_DIHEDRAL = [(t, fh, fw) for t in (False, True) for fh in (False, True) for fw in (False, True)]
-
-
-def _apply(x: torch.Tensor, transpose: bool, flip_h: bool, flip_w: bool) -> torch.Tensor:
-    if transpose:
-        x = x.transpose(-2, -1)
-    dims = [d for d, f in ((-2, flip_h), (-1, flip_w)) if f]
-    return x.flip(dims) if dims else x
-
-
-def _undo(x: torch.Tensor, transpose: bool, flip_h: bool, flip_w: bool) -> torch.Tensor:
-    dims = [d for d, f in ((-2, flip_h), (-1, flip_w)) if f]
-    if dims:
-        x = x.flip(dims)
-    return x.transpose(-2, -1) if transpose else x
-
-
 def self_ensemble(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """The mean of `forward` over the 8 flips/transpositions of `x`, each mapped back."""
+    """The mean of `forward` over the 8 flips/rotations of `x` (`nafft.data.transforms.dihedral`), each mapped
+    back."""
     out = None
-    for t in _DIHEDRAL:
-        y = _undo(forward(_apply(x, *t).contiguous()), *t).float()
+    for t in range(NUM_TRANSFORMS):
+        y = undo_dihedral(forward(dihedral(x, t, axes=(-2, -1)).contiguous()), t, axes=(-2, -1)).float()
         out = y if out is None else out.add_(y)
-    return out / len(_DIHEDRAL)
+    return out / NUM_TRANSFORMS
 
 
 class Predictor:
-    """Run a restoration model on (3, H, W) or (B, 3, H, W) float images in [0, 1] of any size.
+    """Run an opened model on (3, H, W) or (B, 3, H, W) float images in [0, 1] of any size.
 
     Args:
-        model: the network, left as it is (when it is in training mode, on another device, or float16 or
-            channels_last are asked for, the predictor works on a copy).
-        device: "auto", "cpu", "cuda", "cuda:1" or a torch.device.
+        model: the opened model (`open_model`, or `OpenedModel.from_network` for a network in memory); it runs on
+            its device in its memory format, and is left as it is (float16 runs on a copy).
         tile: tile side in pixels (at least 4x the model's padding multiple: 64 px for NAFNet); None chooses
             automatically (memory budget, and speed on the CPU), 0 never tiles.
         overlap: least overlap between neighbouring tiles, in pixels, at most a third of the tile; None: 32 px, or a
             third of a smaller tile.
-        self_ensemble: average over the 8 flips/transpositions (8x the time).
-        half: float16 weights and activations (CUDA only; FFT blocks still run in float32).
+        self_ensemble: average over the 8 flips/rotations (8x the time).
+        half: float16 weights and activations (CUDA only, see `OpenedModel.precisions`; FFT blocks still run in
+            float32).
         memory_budget: bytes one forward pass may use for activations (default: from free memory).
-        channels_last: None (default): the model's own choice, for NAFNet channels_last on the CPU (about twice as
-            fast) and NCHW on CUDA; True or False force one (same results up to rounding).
         on_tile: called with (tiles done, tiles in the image) after every tile of a tiled prediction (progress).
 
     Raises:
-        UserError: a tile, overlap or memory budget outside its range, or a device this machine does not have,
-            before anything is computed.
+        UserError: a tile, overlap, memory budget or precision outside its range, before anything is computed.
     """
 
     def __init__(
         self,
-        model: nn.Module,
-        device: str | torch.device = "auto",
+        model: OpenedModel,
         tile: int | None = None,
         overlap: int | None = None,
         self_ensemble: bool = False,
         half: bool = False,
         memory_budget: int | None = None,
-        channels_last: bool | None = None,
         on_tile: Callable[[int, int], None] | None = None,
     ):
-        self.device = resolve_device(device)
-        if half and self.device.type != "cuda":
+        self.opened = model
+        self.device = model.device
+        if half and "float16" not in model.precisions:
             raise DeviceError("half precision needs a CUDA device (float16 is slower than float32 on CPUs)")
-        self.multiple = padder_size(model)
+        self.multiple = model.padding_multiple
         self.min_tile = MIN_TILE_MULTIPLES * self.multiple
         if tile is not None and tile != 0 and tile < self.min_tile:
             raise UserError(
@@ -263,19 +197,9 @@ class Predictor:
             )
         if memory_budget is not None and not memory_budget > 0:
             raise UserError(f"--memory-budget must be a positive size, got {memory_budget} bytes")
-        # The caller's model is left as it is: a change of mode, device, precision or memory format is made on a copy.
-        param = next(model.parameters(), None)
-        changes = (half or channels_last is not None or any(m.training for m in model.modules())
-                   or (param is not None and param.device != self.device))
-        self.model = (copy.deepcopy(model) if changes else model).eval().to(self.device)
         self.dtype = torch.float16 if half else torch.float32
-        if half:
-            self.model.half()
-        self.memory_format = {None: None, True: torch.channels_last, False: torch.contiguous_format}[channels_last]
-        if channels_last is not None or self.model is not model:
-            # weights in the format chosen for this device (a copy moved to CUDA keeps no CPU channels_last weights)
-            set_memory_format(self.model, channels_last if channels_last is not None
-                              else getattr(self.model, "channels_last", None))
+        # the opened model stays float32 for its other users
+        self.network = copy.deepcopy(model.network).half() if half else model.network
         self.tile = tile
         self.overlap = overlap
         self.self_ensemble = self_ensemble
@@ -298,16 +222,16 @@ class Predictor:
         if self.tile is not None:
             return self.tile if self.tile < max(height, width) else None
         element = 2 if self.dtype == torch.float16 else 4
-        tile = auto_tile(self.model, height, width, self.memory_budget // max(1, batch), element)
+        tile = auto_tile(self.opened, height, width, self.memory_budget // max(1, batch), element)
         if tile is not None:
-            need = estimate_memory(self.model, height, width, element) / 2**30
+            need = estimate_memory(self.opened, height, width, element) / 2**30
             log.info(
                 "%dx%d needs about %.1f GiB for a whole-image pass, more than the %.1f GiB budget: tiles of %d px "
                 "(--tile and --memory-budget change this)",
                 width, height, need, self.memory_budget / 2**30, tile,
             )  # fmt: skip
         if self.device.type == "cpu":
-            fast = speed_tile(self.model, height, width, self.overlap, element)
+            fast = speed_tile(self.opened, height, width, self.overlap, element)
             if fast is not None and (tile is None or fast < tile):
                 log.info(
                     "%dx%d: tiles of %d px, faster than a whole-image pass on the CPU (--tile 0 turns this off)",
@@ -323,14 +247,12 @@ class Predictor:
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         """Model output for a CPU or device batch; returned float32 on the CPU."""
         x = x.to(self.device, self.dtype)
-        if self.memory_format is not None:
-            x = x.contiguous(memory_format=self.memory_format)
         # no_grad rather than inference_mode: callers may modify the result in place (deblur quantises it)
         with torch.no_grad():
             if self.self_ensemble:
-                y = self_ensemble(self.model, x)
+                y = self_ensemble(self.network, x)
             else:
-                y = self.model(x)
+                y = self.network(x)
         return y.float().cpu()
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:

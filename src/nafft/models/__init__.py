@@ -17,6 +17,7 @@ from nafft.models.convert import (
     preferred_channels_last,
     reparameterize,
     set_memory_format,
+    tlc_window,
     unwrap,
 )
 from nafft.models.fft import SKIPS, FFTResBlock
@@ -46,5 +47,6 @@ __all__ = [
     "resolve_config",
     "save_model",
     "set_memory_format",
+    "tlc_window",
     "unwrap",
 ]

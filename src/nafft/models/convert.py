@@ -87,6 +87,12 @@ def disable_tlc(model: nn.Module) -> nn.Module:
     return model
 
 
+def tlc_window(model: nn.Module) -> tuple[int, int] | None:
+    """The largest TLC pooling window (height, width), the full-resolution one; None under global pooling."""
+    sizes = [m.kernel_size for m in model.modules() if isinstance(m, AvgPool) and m.kernel_size is not None]
+    return (max(k[0] for k in sizes), max(k[1] for k in sizes)) if sizes else None
+
+
 def preferred_channels_last(device: str | torch.device) -> bool:
     """Whether channels_last is the faster memory format on `device`.
 

@@ -69,18 +69,4 @@ def bundled_weights(name: str = DEFAULT_MODEL) -> Path:
     return path
 
 
-def load_default_model(tlc: bool = True, name: str = DEFAULT_MODEL):
-    """The bundled default model ready for inference (folded, TLC on as it was trained): a
-    `nafft.inference.loading.LoadedModel` whose `.model` maps a (B, 3, H, W) batch in [0, 1] to its deblurred
-    version.
-
-        import nafft
-        model = nafft.load_default_model().model
-    """
-    from nafft.inference.loading import load_for_inference
-
-    return load_for_inference(bundled_weights(name), tlc=tlc)
-
-
-__all__ = ["CARD_KEY", "DEFAULT_MODEL", "BundledModel", "bundled_models", "bundled_weights", "load_default_model",
-           "read_card"]
+__all__ = ["CARD_KEY", "DEFAULT_MODEL", "BundledModel", "bundled_models", "bundled_weights", "read_card"]
