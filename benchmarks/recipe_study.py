@@ -40,6 +40,10 @@ CANDIDATES: dict[str, dict] = {
     "loss-psnr-fft": {"loss": {"fft": 0.05}},
     "lr-5e-4": {"optim": {"lr": 5.0e-4}},
     "photos-only": {"data": {"train": "photos"}},
+    # the notes' question at the default model's scale (issue 19): the FFT branch in every block (the one
+    # resolved gain of the ablation), and the notes' final model (ECA, FFT skips, DO-Conv, L1 loss)
+    "block-fft": {"model": {"block_fft": True}},
+    "notes-final": {"model": {"attention": "eca", "skip": "fft", "conv": "doconv"}, "loss": {"psnr": 0.0, "l1": 1.0}},
 }
 
 
