@@ -444,3 +444,30 @@ def test_stop_at_ends_the_run_early_on_its_long_schedule_and_resume_continues(pa
     assert all(torch.equal(a[k], b[k]) for k in a)  # stopping and continuing changes nothing
     with pytest.raises(ConfigError, match=r"train.stop_at \(7\) must not be above train.iterations \(6\)"):
         LoopConfig(iterations=6, stop_at=7)
+
+
+def test_the_timing_trainer_takes_the_step_of_a_run(pair_data, tmp_path):
+    """`Trainer.for_timing` (what time_training_steps measures) builds the run's model, loss and precision without
+    data or files, and its step on a batch gives the weights a run's first step gives on that batch."""
+    from nafft.experiments.runs import time_training_steps
+
+    cfg = tiny_config(pair_data, train={"ema": 0.5})
+    timing = Trainer.for_timing(cfg)
+    run = Trainer(cfg, tmp_path / "run")
+    try:
+        assert timing.run_dir is None and not hasattr(timing, "saver")  # no run folder, no checkpoints
+        assert flat_weights(timing.net).equal(flat_weights(run.net))  # the same seeded initialisation
+        assert type(timing.criterion) is type(run.criterion) and timing.criterion.weights == run.criterion.weights
+        batch = next(run._loader())
+        lr = run.schedule.apply(run.optimizer, 0)
+        for group in timing.optimizer.param_groups:
+            group["lr"] = lr
+        results = [trainer.step(*trainer.place(batch)) for trainer in (run, timing)]
+        assert [status for _, _, status in results] == ["ok", "ok"]
+        torch.testing.assert_close(results[0][0], results[1][0], rtol=0, atol=0)  # the same loss terms
+        assert flat_weights(timing.net).equal(flat_weights(run.net))
+        assert not flat_weights(timing.net).equal(flat_weights(Trainer.for_timing(cfg).net))  # it did update
+    finally:
+        run.close()
+    wall, cpu = time_training_steps(cfg, steps=2)
+    assert wall > 0 and cpu > 0

@@ -23,7 +23,7 @@ TINY_PLAN = SynthPlan(train_leaves=6, train_photos=0, val_pairs=1, test_leaves=1
 def spy_steps(monkeypatch):
     """Every training step's batch and each run's weights before its first update, by run folder."""
     seen: dict[str, dict] = {}
-    step = Trainer._step
+    step = Trainer.step
 
     def spy(self, blur, sharp):
         run = seen.setdefault(str(self.run_dir), {"batches": [], "start": None})
@@ -32,7 +32,7 @@ def spy_steps(monkeypatch):
         run["batches"].append((blur.detach().clone(), sharp.detach().clone()))
         return step(self, blur, sharp)
 
-    monkeypatch.setattr(Trainer, "_step", spy)
+    monkeypatch.setattr(Trainer, "step", spy)
     return seen
 
 

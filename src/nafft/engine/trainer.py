@@ -96,18 +96,31 @@ class Trainer:
                 f"processes ({self.dist.world_size}) times train.accumulate ({loop.accumulate})"
             )
 
-    def _build(self, resume_from: tuple[int, Path] | None) -> None:
-        from nafft.data.datasets import PairedEvalDataset, PairedTrainDataset
+    @classmethod
+    def for_timing(cls, config: TrainConfig) -> Trainer:
+        """A trainer of `config` without data, run folder or checkpoints: the model, optimizer, loss, precision and
+        memory format that `step` uses, so that a step's cost is measured on the step training runs
+        (`nafft.experiments.runs.time_training_steps`)."""
+        self = cls.__new__(cls)
+        self.config, self.run_dir, self.callback = config, None, Callback()
+        self.dist, self.device = dist_utils.setup(config.train.device)
+        self._build_step(init=False)
+        self._wrap()
+        return self
+
+    def _build_step(self, init: bool) -> None:
+        """What one update needs: the seeded model (from `model.init` when `init`), its memory format, EMA,
+        optimizer, precision and loss, and the batch split."""
         from nafft.models import build_model, preferred_channels_last, set_memory_format
 
-        cfg, loop, main = self.config, self.config.train, self.dist.is_main
+        cfg, loop = self.config, self.config.train
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         torch.manual_seed(loop.seed)
         np.random.seed(loop.seed % 2**32)
         random.seed(loop.seed)
         self.net = build_model(cfg.model_config()).to(self.device)
-        if resume_from is None and cfg.model.get("init"):
+        if init and cfg.model.get("init"):
             self._init_from(Path(cfg.model["init"]))
         self.channels_last = (preferred_channels_last(self.device) if loop.channels_last == "auto"
                               else loop.channels_last)
@@ -119,23 +132,34 @@ class Trainer:
         )
         self.amp_dtype = AMP_DTYPES.get(loop.amp)
         self.scaler = _grad_scaler(self.device, enabled=loop.amp == "fp16")
-        self.schedule = Schedule.from_config(cfg)
         self.criterion = CombinedLoss.from_config(cfg.loss).to(self.device)
-        self.saver = ckpt.CheckpointSaver(self.run_dir / "checkpoints", cfg.to_json(), loop.keep_checkpoints,
-                                          loop.keep_states, writes=main)
         self.iteration = self.nonfinite_total = self.nonfinite_run = self.amp_overflows = 0
-        if resume_from is not None:
-            self._load_state(*resume_from)
-        elif main:
-            log.info("starting a new run in %s", self.run_dir)
+        self.per_rank_batch = cfg.data.batch_size // self.dist.world_size
+        self.micro_batch = self.per_rank_batch // loop.accumulate
 
+    def _wrap(self) -> None:
+        """`model`: the network under DDP and torch.compile as configured (`net` stays the bare network)."""
         self.ddp: nn.parallel.DistributedDataParallel | None = None
         self.model: nn.Module = self.net
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = self.ddp = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
-        if loop.compile:
+        if self.config.train.compile:
             self.model = torch.compile(self.model)
+
+    def _build(self, resume_from: tuple[int, Path] | None) -> None:
+        from nafft.data.datasets import PairedEvalDataset, PairedTrainDataset
+
+        cfg, loop, main = self.config, self.config.train, self.dist.is_main
+        self._build_step(init=resume_from is None)
+        self.schedule = Schedule.from_config(cfg)
+        self.saver = ckpt.CheckpointSaver(self.run_dir / "checkpoints", cfg.to_json(), loop.keep_checkpoints,
+                                          loop.keep_states, writes=main)
+        if resume_from is not None:
+            self._load_state(*resume_from)
+        elif main:
+            log.info("starting a new run in %s", self.run_dir)
+        self._wrap()
         if main:
             ckpt.atomic_write(self.run_dir / "config.yaml", lambda tmp: dump_yaml(cfg, tmp))
         self.runlog = RunLog(self.run_dir, self.iteration, loop.tensorboard, writes=main)
@@ -144,8 +168,6 @@ class Trainer:
         self.val_set = PairedEvalDataset(cfg.data.val) if cfg.data.val else None
         self.validator = Validator(self.val_set, self.device, self.dist, cfg.data.val_max_images, self.channels_last,
                                    loop.val_panels, progress=lambda *done: self._hook("on_validation_progress", *done))
-        self.per_rank_batch = cfg.data.batch_size // self.dist.world_size
-        self.micro_batch = self.per_rank_batch // loop.accumulate
         dist_utils.barrier(self.dist)
 
     def _init_from(self, path: Path) -> None:
@@ -244,9 +266,9 @@ class Trainer:
             deadline = window_start + 60 * loop.max_minutes if loop.max_minutes else None
             self.net.train()
             while self.iteration < end:
-                blur, sharp = self._batch(next(batches))
+                blur, sharp = self.place(next(batches))
                 lr = self.schedule.apply(self.optimizer, self.iteration)
-                terms, grad_norm, status = self._step(blur, sharp)
+                terms, grad_norm, status = self.step(blur, sharp)
                 self.iteration += 1
                 window_iters += 1
                 self._count(status, names, terms)
@@ -280,7 +302,8 @@ class Trainer:
         flag = torch.tensor([float(time.perf_counter() > deadline)], device=self.device)
         return bool(dist_utils.all_reduce_max(flag, self.dist).item())
 
-    def _batch(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    def place(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """A loader batch's blur and sharp tensors on the training device, in the training memory format."""
         blur = batch["blur"].to(self.device, non_blocking=True)
         sharp = batch["sharp"].to(self.device, non_blocking=True)
         if self.channels_last:
@@ -288,7 +311,7 @@ class Trainer:
             sharp = sharp.contiguous(memory_format=torch.channels_last)
         return blur, sharp
 
-    def _step(self, blur: torch.Tensor, sharp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, str]:
+    def step(self, blur: torch.Tensor, sharp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, str]:
         """One update on this process's share of the batch.
 
         Returns:

@@ -335,8 +335,6 @@ def step_costs(configs: dict[str, Any], path: Path, steps: int = 5) -> dict[str,
     """Wall and CPU seconds of one training step (forward, the config's loss, backward, AdamW) of every config at
     its batch and crop size, on its training device with this process's threads, measured once per folder and kept
     in `path` (measured again when the model, batch, crop, loss, precision, device or thread count differ)."""
-    from nafft.losses import CombinedLoss
-
     stored = json.loads(path.read_text()) if path.is_file() else {}
     costs = {}
     for name, config in configs.items():
@@ -346,7 +344,7 @@ def step_costs(configs: dict[str, Any], path: Path, steps: int = 5) -> dict[str,
             "amp": config.train.amp, "device": training_device(config).type,
         }))  # fmt: skip
         if stored.get(name, {}).get("key") != key:
-            wall, cpu = time_training_steps(config, steps, CombinedLoss.from_config(config.loss))
+            wall, cpu = time_training_steps(config, steps)
             stored[name] = {"key": key, "wall_seconds": wall, "cpu_seconds": cpu}
         costs[name] = {"wall_seconds": stored[name]["wall_seconds"], "cpu_seconds": stored[name]["cpu_seconds"],
                        "threads": key["threads"], "device": key["device"]}

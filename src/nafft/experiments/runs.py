@@ -232,44 +232,35 @@ def training_device(config) -> torch.device:
     return resolve_device(config.train.device)
 
 
-def time_training_steps(config, steps: int = 3, criterion=None) -> tuple[float, float]:
-    """Median (wall, CPU) seconds of one training step of `config`'s model at its batch and crop size on random
-    data, on the device and in the precision it trains with: forward, `criterion` (default L1) and backward,
-    gradient clipping, AdamW; the first step warms up allocators and kernels and is not counted. CPU seconds are this
-    process's, over all its threads."""
-    import contextlib
+def time_training_steps(config, steps: int = 3) -> tuple[float, float]:
+    """Median (wall, CPU) seconds of one training step of `config` at its batch and crop size on random data: the
+    trainer's own step (`Trainer.for_timing`: forward under its precision, the config's loss, backward, gradient
+    clipping, AdamW, EMA) on its training device; the first step warms up allocators and kernels and is not counted.
+    CPU seconds are this process's, over all its threads."""
     import statistics
 
-    from nafft.models import build_model, preferred_channels_last, set_memory_format
+    from nafft.engine import distributed as dist_utils
+    from nafft.engine.trainer import Trainer
 
-    device = training_device(config)
-    torch.manual_seed(0)
-    model = build_model(config.model_config()).to(device)
-    batch, size = config.data.batch_size, config.data.patch_size
-    blur, sharp = (torch.rand(batch, 3, size, size, device=device) for _ in range(2))
-    channels_last = config.train.channels_last
-    set_memory_format(model, preferred_channels_last(device) if channels_last == "auto" else channels_last)
-    if model.channels_last:
-        blur, sharp = (t.contiguous(memory_format=torch.channels_last) for t in (blur, sharp))
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    loss = criterion.to(device) if criterion is not None else (lambda pred, target: (pred - target).abs().mean())
-    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.train.amp)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    walls, cpus = [], []
-    for i in range(steps + 1):
-        sync()
-        start, cpu = time.perf_counter(), time.process_time()
-        opt.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext():
-            pred = model(blur)
-        value = loss(pred, sharp)
-        (value[0] if isinstance(value, tuple) else value).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sync()
-        if i:
-            walls.append(time.perf_counter() - start)
-            cpus.append(time.process_time() - cpu)
+    trainer = Trainer.for_timing(config)
+    try:
+        device, size = trainer.device, config.data.patch_size
+        torch.manual_seed(0)
+        batch = {k: torch.rand(trainer.per_rank_batch, 3, size, size) for k in ("blur", "sharp")}
+        blur, sharp = trainer.place(batch)
+        trainer.net.train()
+        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+        walls, cpus = [], []
+        for i in range(steps + 1):
+            sync()
+            start, cpu = time.perf_counter(), time.process_time()
+            trainer.step(blur, sharp)
+            sync()
+            if i:
+                walls.append(time.perf_counter() - start)
+                cpus.append(time.process_time() - cpu)
+    finally:
+        dist_utils.teardown(trainer.dist)
     return statistics.median(walls), statistics.median(cpus)
 
 
