@@ -5,9 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nafft.cli.args import add_threads_argument, device, non_negative_int, positive_float
+from nafft.cli.args import (
+    add_threads_argument,
+    device,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 
-HELP = "deblur image files, folders or globs (any size; keeps bit depth and alpha)"
+HELP = "deblur image files, folders or globs, and videos (any size; keeps bit depth, alpha and metadata)"
 
 
 def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,7 +88,8 @@ def open_from_args(args: argparse.Namespace):
 
 
 class TileProgress:
-    """A transient tqdm bar over the tiles of one large image (shown only for tiled predictions)."""
+    """A transient tqdm bar over the tiles of one large image (shown only for tiled predictions, on a terminal: in a
+    log file a bar is a line of carriage returns)."""
 
     def __init__(self):
         self.bar = None
@@ -90,7 +98,8 @@ class TileProgress:
         from tqdm import tqdm
 
         if self.bar is None:
-            self.bar = tqdm(total=total, unit="tile", desc="tiles", file=sys.stderr, dynamic_ncols=True, leave=False)
+            self.bar = tqdm(total=total, unit="tile", desc="tiles", file=sys.stderr, dynamic_ncols=True, leave=False,
+                            disable=None)
         self.bar.update(done - self.bar.n)
         if done >= total:
             self.close()
@@ -119,47 +128,113 @@ def build_predictor(args: argparse.Namespace, opened, on_tile=None):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively) or globs"
+        "inputs", nargs="+", metavar="INPUT",
+        help="image files, folders (searched recursively for images) or globs; video files (.mp4, .mov, .mkv, "
+             ".webm...; needs `pip install 'nafft[video]'`)"
     )
     parser.add_argument("-o", "--out", required=True, metavar="OUT",
-                        help="output folder, or an image file name for a single input (its suffix sets the format)")
+                        help="output folder, or an image or video file name for a single input (its suffix sets the "
+                             "format). Outputs that exist are replaced (each is written to a temporary file, then "
+                             "renamed over it) unless --skip-existing")
+    parser.add_argument("--skip-existing", action="store_true",
+                        help="leave outputs that exist alone and deblur only the missing ones (resumes a batch)")
+    parser.add_argument("--start", type=non_negative_float, default=None, metavar="SECONDS",
+                        help="video: first second to restore (default: the beginning)")
+    parser.add_argument("--end", type=positive_float, default=None, metavar="SECONDS",
+                        help="video: second to stop at (default: the end)")
+    parser.add_argument("--batch", type=positive_int, default=4, metavar="N",
+                        help="video: frames per model call (default 4)")
     add_inference_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    from pathlib import Path
 
+    from nafft.cli.console import Progress
     from nafft.errors import UserError
-    from nafft.inference.deblur import collect_inputs, deblur_file, plan_jobs
+    from nafft.inference.deblur import collect_inputs, deblur_file, existing_outputs, plan_jobs
+    from nafft.inference.video import VIDEO_SUFFIXES, is_video_file, plan_video_jobs
 
+    video_specs = list(dict.fromkeys(s for s in args.inputs if is_video_file(s) and Path(s).is_file()))
+    image_specs = [s for s in args.inputs if s not in video_specs]
+    out_is_video = Path(args.out).suffix.lower() in VIDEO_SUFFIXES and not Path(args.out).is_dir()
+    if out_is_video and (image_specs or not video_specs):
+        raise UserError(f"-o {args.out} names a video file, but {'images are' if image_specs else 'no video is'} "
+                        "given; give a folder")
+    if (args.start is not None or args.end is not None) and not video_specs:
+        raise UserError("--start and --end apply to videos, and no video is given")
+    videos = plan_video_jobs([Path(s) for s in video_specs], args.out)
     opened = open_from_args(args)
-    inputs, problems = collect_inputs(args.inputs)
-    jobs, more = plan_jobs(inputs, args.out)
-    problems += more
+    jobs, problems = [], []
+    if image_specs:
+        inputs, problems = collect_inputs(image_specs)
+        jobs, more = plan_jobs(inputs, args.out)
+        problems += more
     for line in problems:
         print(f"nafft: error: {line}", file=sys.stderr)
-    if not jobs:
+    skipped = 0
+    if args.skip_existing:
+        jobs, existing = existing_outputs(jobs)
+        left = [(source, target) for source, target in videos if not target.exists()]
+        skipped = len(existing) + len(videos) - len(left)
+        videos = left
+    if not jobs and not videos:
+        if skipped:
+            print(f"nothing to do: all {skipped} outputs exist (--skip-existing)")
+            return 1 if problems else 0
         raise UserError("no images to deblur")
     tiles = TileProgress()
     predictor = build_predictor(args, opened, on_tile=tiles)
     print(opened.describe(), file=sys.stderr)
-    failed = done = 0
-    bar = tqdm(jobs, unit="img", desc="deblur", file=sys.stderr, dynamic_ncols=True)
-    for job in bar:
-        bar.set_postfix_str(job.source.name, refresh=False)
-        result = deblur_file(job, predictor)
-        tiles.close()
-        if result.error:
-            failed += 1
-            tqdm.write(f"nafft: error: {result.error}", file=sys.stderr)
-        else:
-            done += 1
-    bar.close()
-    where = jobs[0].target if len(jobs) == 1 else args.out
-    parts = [f"deblurred {done} of {len(jobs)} images into {where}"]
+    parts = []
+    failed = 0
+    if jobs:
+        done = 0
+        with Progress(len(jobs), "img", "deblur") as progress:
+            for job in jobs:
+                result = deblur_file(job, predictor)
+                tiles.close()
+                if result.error:
+                    failed += 1
+                    progress.write(f"nafft: error: {result.error}")
+                else:
+                    done += 1
+                progress.update(1, postfix=job.source.name)
+        where = jobs[0].target if len(jobs) == 1 else args.out
+        parts.append(f"deblurred {done} of {len(jobs)} images into {where}")
+    if videos:
+        predictor.on_tile = None  # frames are counted instead
+        done, frames = _deblur_videos(args, videos, predictor)
+        failed += len(videos) - done
+        where = videos[0][1] if len(videos) == 1 else args.out
+        parts.append(f"deblurred {done} of {len(videos)} videos ({frames} frames) into {where}")
     if failed:
         parts.append(f"{failed} failed")
+    if skipped:
+        parts.append(f"{skipped} existing output{'s' if skipped > 1 else ''} left as they were (--skip-existing)")
     if problems:
         parts.append(f"{len(problems)} input problem{'s' if len(problems) > 1 else ''} (listed above)")
     print("; ".join(parts))
     return 1 if failed or problems else 0
+
+
+def _deblur_videos(args: argparse.Namespace, videos, predictor) -> tuple[int, int]:
+    """Deblur (video, output) pairs one after the other, a progress count of frames each; (videos done, frames)."""
+    from nafft.cli.console import Progress
+    from nafft.inference.video import count_frames, deblur_video
+
+    done = frames = 0
+    for source, target in videos:
+        with Progress(count_frames(source, args.start, args.end), "frame", source.name) as progress:
+            result = deblur_video(source, target, predictor, start=args.start, end=args.end, batch=args.batch,
+                                  on_frames=progress.update)
+        if result.error:
+            print(f"nafft: error: {result.error}", file=sys.stderr)
+            continue
+        done += 1
+        frames += result.frames
+        height, width = result.size
+        copied = f", copied {', '.join(result.copied)}" if result.copied else ""
+        print(f"{source} -> {target}: {result.frames} frames of {width}x{height} at {float(result.fps):g} fps, "
+              f"{result.codec}{copied}", file=sys.stderr)
+    return done, frames

@@ -4,9 +4,11 @@ Output names: a file given directly or through a glob is written to `OUT/<its na
 argument keeps its path relative to that folder, under the folder's own name when several folders are given (so two
 folders of the same layout do not collide). A single input may be written to a file: `-o OUT` with an image suffix.
 The format follows the output's suffix (the input's, in a folder), so a 16-bit PNG or TIFF comes out 16-bit, an
-alpha channel is carried over untouched (grayscale input comes out as RGB), and a JPEG is written with the quality
-and chroma subsampling of the JPEG it came from. No output may land on an input, and an output format that cannot be
-written is refused: both before anything is computed.
+alpha channel is carried over untouched, grayscale comes out grayscale (the mean of the model's three output
+channels: no tint), the ICC profile, EXIF, XMP and PNG text are kept (`nafft.data.io.ImageMetadata`), and a JPEG is
+written with the quality and chroma subsampling of the JPEG it came from. No output may land on an input, and an
+output format that cannot be written is refused: both before anything is computed. An existing output is replaced
+(atomically), unless the caller leaves it out with `existing_outputs`, as `nafft deblur --skip-existing` does.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import torch
 from nafft.data.io import (
     IMAGE_SUFFIXES,
     check_writable,
-    decode_image,
+    decode_with_metadata,
     is_image_file,
     jpeg_options,
     list_images,
@@ -166,6 +168,16 @@ def plan_jobs(inputs: list[tuple[Path, Path]], out: str | Path) -> tuple[list[Jo
     return jobs, problems
 
 
+def existing_outputs(jobs: list[Job]) -> tuple[list[Job], list[Job]]:
+    """(jobs whose output is missing, jobs whose output exists): resuming a batch writes only the missing ones.
+
+    An interrupted run leaves no partial output under a final name (writes are atomic), so an existing output is a
+    finished one.
+    """
+    missing = [job for job in jobs if not job.target.exists()]
+    return missing, [job for job in jobs if job.target.exists()]
+
+
 def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
     """uint8/uint16 (H, W, 3) -> float32 (3, H, W) in [0, 1], as `nafft.data.io.to_float`, without an HWC float copy."""
     return torch.from_numpy(to_float(np.ascontiguousarray(rgb.transpose(2, 0, 1))))
@@ -179,7 +191,7 @@ def deblur_file(job: Job, predictor: Predictor) -> JobResult:
     """
     result = JobResult(job)
     try:
-        rgb, alpha, bit_depth = decode_image(job.source)
+        rgb, alpha, bit_depth, metadata = decode_with_metadata(job.source)
     except UserError as exc:
         result.error = str(exc)
         return result
@@ -199,10 +211,12 @@ def deblur_file(job: Job, predictor: Predictor) -> JobResult:
     result.seconds = time.perf_counter() - start
     result.tiles = predictor.last_tiles
     del x
+    if metadata.gray:
+        pred = pred.mean(dim=0, keepdim=True)  # the model's channels differ by a few levels: gray stays gray
     pixels = quantize(pred.numpy().transpose(1, 2, 0), bit_depth, in_place=True)  # overwrites pred
     del pred
     try:
-        write_image(job.target, pixels, alpha=alpha, bit_depth=bit_depth, **options)
+        write_image(job.target, pixels, alpha=alpha, bit_depth=bit_depth, metadata=metadata, **options)
     except (UserError, OSError) as exc:
         result.error = str(exc) if isinstance(exc, UserError) else f"{job.target}: cannot write: {exc}"
     return result
