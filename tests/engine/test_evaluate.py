@@ -45,6 +45,7 @@ def test_eval_end_to_end(setup, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 0
     assert "the 3 images will take about" in err  # the time estimate after the first image
+    assert "\r" not in err  # stderr is not a terminal: no progress bar in the log
     with open(out / "per_image.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert tuple(rows[0]) == CSV_COLUMNS

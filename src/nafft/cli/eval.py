@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     opened = open_from_args(args)
     print(opened.describe(), file=sys.stderr)
     tiles = TileProgress()
-    bar = tqdm(total=0, unit="img", desc="eval", file=sys.stderr, dynamic_ncols=True)
+    # no bar when stderr is not a terminal: in a log file a bar is one line of carriage returns with messages inside
+    bar = tqdm(total=0, unit="img", desc="eval", file=sys.stderr, dynamic_ncols=True, disable=None)
     start = time.perf_counter()
 
     def on_start(total: int) -> None:
@@ -56,11 +57,15 @@ def run(args: argparse.Namespace) -> int:
         bar.reset(total=total)
         start = time.perf_counter()
 
+    done = 0
+
     def on_image(index: int, total: int, record) -> None:
+        nonlocal done
+        done += 1
         tiles.close()
         bar.update(1)
         bar.set_postfix_str(f"PSNR {record.metrics['psnr']:.2f}", refresh=False)
-        if bar.n == 1 and total > 1:
+        if done == 1 and total > 1:
             per_image = time.perf_counter() - start
             tqdm.write(
                 f"first image {record.width}x{record.height}: {per_image:.1f} s on {opened.device}; "
