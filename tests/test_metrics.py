@@ -7,7 +7,16 @@ import torch.nn.functional as F
 from benchmarks.reference.metrics import ssim3d_numpy, ssim_numpy
 
 import nafft.metrics
-from nafft.metrics import gaussian_taps, mean_finite, psnr, ssim, ssim3d, ssim_and_ssim3d, to_uint8
+from nafft.metrics import (
+    gaussian_taps,
+    mean_finite,
+    psnr,
+    psnr_from_mse,
+    ssim,
+    ssim3d,
+    ssim_and_ssim3d,
+    to_uint8,
+)
 
 C1 = (0.01 * 255) ** 2
 C2 = (0.03 * 255) ** 2
@@ -211,3 +220,12 @@ def test_ssims_of_float_tensors_and_small_images():
         ssim(small, b[:6, :9])
     with pytest.raises(ValueError, match="differ in shape"):
         ssim3d(a, b[:, :-1])
+
+
+def test_one_psnr_formula_for_8_bit_and_float_images():
+    assert psnr_from_mse(0.0) == math.inf and psnr_from_mse(255.0**2) == 0.0
+    assert psnr_from_mse(1e-4, data_range=1.0) == pytest.approx(40.0)
+    a = np.zeros((4, 4, 3), np.uint8)
+    b = a.copy()
+    b[0, 0, 0] = 10  # MSE 100 / 48
+    assert psnr(a, b) == pytest.approx(psnr_from_mse(100 / 48)) == pytest.approx(10 * math.log10(255**2 * 48 / 100))

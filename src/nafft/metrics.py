@@ -92,10 +92,13 @@ def _pair(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
 def psnr(pred: Any, target: Any) -> float:
     """Peak signal-to-noise ratio in dB on 8-bit values; `inf` for identical images."""
     x, y = _pair(pred, target)
-    mse = float(np.mean((x - y) ** 2))
-    if mse == 0.0:
-        return math.inf
-    return 10.0 * math.log10(DATA_RANGE**2 / mse)
+    return psnr_from_mse(float(np.mean((x - y) ** 2)))
+
+
+def psnr_from_mse(mse: float, data_range: float = DATA_RANGE) -> float:
+    """`10 log10(data_range^2 / mse)` in dB, `inf` for an MSE of 0: the one PSNR formula (`psnr` on 8-bit values;
+    the benchmarks also on float images, data range 1, to see differences finer than 8 bits)."""
+    return math.inf if mse == 0.0 else 10.0 * math.log10(data_range**2 / mse)
 
 
 def _pair_u8(a: Any, b: Any, device: str | torch.device | None) -> tuple[torch.Tensor, torch.Tensor]:

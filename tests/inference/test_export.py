@@ -6,7 +6,7 @@ import torch
 
 from nafft.inference.export import ExportError, export_onnx, export_safetensors
 from nafft.models import build_model, disable_tlc, enable_tlc, load_model, read_metadata
-from nafft.models.fft import FFTResBlock, dft_as_matmul, irfft2_matmul, rfft2_matmul
+from nafft.models.fft import FFTResBlock, irfft2_matmul, rfft2_matmul
 from tests.inference.conftest import on_cpu, randomize, tiny_config
 
 ort = pytest.importorskip("onnxruntime")
@@ -33,15 +33,19 @@ def test_matmul_dft_equals_torch_fft(size):
     torch.testing.assert_close(irfft2_matmul(re, im, *size), torch.fft.irfft2(torch.complex(re, im), s=size))
 
 
-def test_fft_block_export_mode_agrees_with_default():
-    block = randomize(FFTResBlock(4))
+def test_fft_block_traced_for_export_agrees_with_default():
+    """While tracing (ONNX export) the FFT block computes its transforms as matrix products: the same values."""
+    block = randomize(FFTResBlock(4)).eval()
     x = torch.randn(2, 4, 21, 30)
-    default = block(x)
-    with dft_as_matmul():
-        matmul = block(x)
+    with torch.no_grad():
+        default = block(x)
+        traced = torch.jit.trace(block, x, check_trace=False)
+        matmul = traced(x)
+        assert "aten::fft" not in str(traced.inlined_graph)  # no FFT node: the matmul path was traced
     torch.testing.assert_close(matmul, default, rtol=0, atol=1e-5)
     assert not torch.equal(matmul, default)  # a different computation, the same values
-    torch.testing.assert_close(block(x), default, rtol=0, atol=0)  # the context switched it back
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), default, rtol=0, atol=0)  # outside a trace: torch.fft again
 
 
 @pytest.mark.parametrize("changes", VARIANTS.values(), ids=VARIANTS.keys())

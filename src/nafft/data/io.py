@@ -785,10 +785,14 @@ def write_image(
 
 
 def image_to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) float or uint8/uint16 array -> (3, H, W) float32 tensor in [0, 1]."""
+    """(H, W, 3) float or uint8/uint16 array -> (3, H, W) float32 tensor in [0, 1].
+
+    Integer pixels are transposed before `to_float`, so a large image never has an (H, W, 3) float copy besides
+    the tensor (the same values either way).
+    """
     rgb = np.asarray(rgb)
     if rgb.dtype in (np.uint8, np.uint16):
-        rgb = to_float(rgb)
+        return torch.from_numpy(to_float(np.ascontiguousarray(rgb.transpose(2, 0, 1))))
     return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32))
 
 

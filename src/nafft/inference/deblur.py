@@ -20,18 +20,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from nafft.data.io import (
     IMAGE_SUFFIXES,
     check_writable,
     decode_with_metadata,
+    image_to_tensor,
     is_image_file,
     jpeg_options,
     list_images,
     quantize,
-    to_float,
     write_image,
 )
 from nafft.errors import UserError
@@ -178,11 +175,6 @@ def existing_outputs(jobs: list[Job]) -> tuple[list[Job], list[Job]]:
     return missing, [job for job in jobs if job.target.exists()]
 
 
-def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """uint8/uint16 (H, W, 3) -> float32 (3, H, W) in [0, 1], as `nafft.data.io.to_float`, without an HWC float copy."""
-    return torch.from_numpy(to_float(np.ascontiguousarray(rgb.transpose(2, 0, 1))))
-
-
 def deblur_file(job: Job, predictor: Predictor) -> JobResult:
     """Read, predict and write one image; a file that cannot be read or written gives a result with `error`.
 
@@ -204,7 +196,7 @@ def deblur_file(job: Job, predictor: Predictor) -> JobResult:
         result.error = f"{job.source}: {exc}"
         return result
     options = jpeg_options(job.source) if job.target.suffix.lower() in (".jpg", ".jpeg") else {}
-    x = _to_tensor(rgb)
+    x = image_to_tensor(rgb)
     del rgb
     start = time.perf_counter()
     pred = predictor(x)

@@ -4,7 +4,8 @@ Both formats start from `reparameterize` (DO-Conv folded into plain convolutions
 height and width. They are traced with the TorchScript-based exporter (`dynamo=False`): the dynamo exporter cannot
 export NAFNet with a dynamic batch here (torch.export specialises the batch through the ECA reshape guards), and it
 maps rfft2/irfft2 to DFT nodes whose inverse onnxruntime fails to run. The FFT blocks are therefore traced with
-their transforms written as cos/sin matrix products built from the input's shape (`nafft.models.fft.dft_as_matmul`).
+their transforms written as cos/sin matrix products built from the input's shape (`FFTResBlock._branch_matmul`,
+taken while tracing, like TLC's traceable pooling).
 
 TLC travels into the graph: when the model has TLC on (`nafft export` switches it on with the checkpoint's training
 crop size unless `--no-tlc`), its local pooling is traced in a form whose window sizes, counts and padding indices
@@ -42,7 +43,6 @@ from nafft.models import (
     unwrap,
 )
 from nafft.models.checkpoint import FORMAT_KEY, MODEL_CONFIG_KEY
-from nafft.models.fft import dft_as_matmul
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def export_onnx(
     inputs = [torch.rand(size, generator=gen) for size in sizes]
     tmp = new_temp(path)
     try:
-        with warnings.catch_warnings(), dft_as_matmul():
+        with warnings.catch_warnings():
             # The tracer warns about every Python branch on a shape; those in the models are size-independent.
             warnings.simplefilter("ignore")
             torch.onnx.export(

@@ -11,9 +11,7 @@ float32, also under mixed precision (half-precision FFTs only support power-of-t
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +31,7 @@ class FFTResBlock(nn.Module):
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         """The frequency branch alone (without the residual), in the memory format of `x`."""
-        if _DFT_AS_MATMUL:
+        if torch.jit.is_tracing():  # ONNX export, see `_branch_matmul`
             return self._branch_matmul(x)
         b, c, h, w = x.shape
         half = w // 2 + 1
@@ -69,7 +67,12 @@ class FFTResBlock(nn.Module):
         return self._weights_cache[1:]
 
     def _branch_matmul(self, x: torch.Tensor) -> torch.Tensor:
-        """`branch` with the transforms as matrix products (see `dft_as_matmul`)."""
+        """`branch` with the transforms as matrix products, built from the input's shape inside the graph.
+
+        Taken while tracing (ONNX export, as TLC's pooling and the attention do): ONNX exporters cannot map
+        rfft2/irfft2 to graphs that onnxruntime runs (the legacy exporter has no rfft2, the dynamo exporter's inverse
+        DFT fails at run time). O(HW(H+W)) instead of O(HW log HW), exact up to float rounding.
+        """
         h, w = x.shape[-2:]
         with torch.autocast(device_type=x.device.type, enabled=False):
             re, im = rfft2_matmul(x.float())  # (B, C, H, W//2+1) each
@@ -99,25 +102,6 @@ def _transposed(a: torch.Tensor) -> torch.Tensor:
     for i in range(b):
         out[i].copy_(a[i].t())
     return out
-
-
-# Export mode (set by `dft_as_matmul`, used by nafft.inference.export): ONNX exporters cannot map rfft2/irfft2 to
-# graphs that onnxruntime runs (the legacy exporter has no rfft2, the dynamo exporter's inverse DFT fails at run
-# time), so the FFT blocks then compute the same transforms as products with cos/sin matrices built from the
-# input's shape inside the graph. O(HW(H+W)) instead of O(HW log HW), exact up to float rounding.
-_DFT_AS_MATMUL = False
-
-
-@contextlib.contextmanager
-def dft_as_matmul(enabled: bool = True) -> Iterator[None]:
-    """Within the context, FFT blocks use `rfft2_matmul` / `irfft2_matmul` instead of torch.fft."""
-    global _DFT_AS_MATMUL
-    previous = _DFT_AS_MATMUL
-    _DFT_AS_MATMUL = enabled
-    try:
-        yield
-    finally:
-        _DFT_AS_MATMUL = previous
 
 
 def _dft_phase(rows: int, cols: int, n: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
