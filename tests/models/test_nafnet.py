@@ -196,3 +196,25 @@ def test_channels_last_path_under_autocast_keeps_a_float32_residual_stream():
     errors = [(out - ref).abs().max().item() for out in outs.values()]
     assert max(errors) < 0.02 * ref.abs().max().item()
     torch.testing.assert_close(outs[True], outs[False], atol=0.02 * ref.abs().max().item(), rtol=0)
+
+
+@pytest.mark.parametrize("attention", ["sca", "eca"])
+@pytest.mark.parametrize("batch", [1, 2], ids=["folded-attention", "multiplied-attention"])
+@pytest.mark.parametrize("window", [None, (6, 7)], ids=["global", "tlc"])
+def test_the_fast_block_equals_the_plain_formula(attention, batch, window):
+    """`channels_last_block` (what a channels_last NAF block runs) against `NAFBlock.forward`'s plain formula, block
+    by block: one image folds a global attention into conv3's weights, two images multiply it in."""
+    from nafft.models.nafnet import NAFBlock, channels_last_block
+    from nafft.models.pooling import AvgPool
+
+    block = randomize(NAFBlock(8, attention=attention, block_fft=True)).eval()
+    for module in block.modules():
+        if isinstance(module, AvgPool):
+            module.kernel_size = window
+    x = torch.rand(batch, 8, 13, 11)
+    with torch.no_grad():
+        plain = block(x)  # NCHW input: the formula
+        fast = channels_last_block(block, x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-5)
+    assert fast.is_contiguous(memory_format=torch.channels_last) and not plain.is_contiguous(
+        memory_format=torch.channels_last)

@@ -24,7 +24,8 @@ from nafft.models.layers import LayerNorm2d, SimpleGate, conv1x1
 class NAFBlock(nn.Module):
     """`y = x + beta * conv3(att(SG(dw(conv1(LN(x))))))`, `out = y + gamma * conv5(SG(conv4(LN(y))))`.
 
-    With `block_fft`, the FFT branch of the (unnormalised) input is added to `y` as well.
+    With `block_fft`, the FFT branch of the (unnormalised) input is added to `y` as well. `forward` is that formula;
+    channels_last input takes `channels_last_block`, its faster equivalent.
     """
 
     def __init__(
@@ -61,38 +62,48 @@ class NAFBlock(nn.Module):
 
     def forward(self, inp: torch.Tensor) -> torch.Tensor:
         if inp.dim() == 4 and inp.is_contiguous(memory_format=torch.channels_last):
-            return self._forward_channels_last(inp)
-        x = self.conv2(self.conv1(self.norm1(inp)))
-        x = self.conv3(self.attn(self.sg(x)))
-        y = torch.addcmul(inp, x, self.beta)
-        if self.fft is not None:
-            y = y + self.fft.branch(inp)
-        x = self.conv5(self.sg(self.conv4(self.norm2(y))))
-        return torch.addcmul(y, x, self.gamma)
-
-    def _forward_channels_last(self, inp: torch.Tensor) -> torch.Tensor:
-        """`forward` for channels_last input: the same maths in fewer passes over memory.
-
-        beta and gamma scale the weights of conv3 and conv5 instead of their outputs, and a global channel
-        attention (B, C, 1, 1) scales conv3's input channels (its weights, image by image) instead of the
-        features. On the CPU the 1x1 convolutions go to oneDNN directly (see `layers.conv1x1`).
-        """
-        c = inp.shape[1]
-        x = self.conv2(conv1x1(self.norm1(inp), self.conv1.weight, self.conv1.bias))
+            return channels_last_block(self, inp)  # the same function, faster on the CPU (below)
+        x = self.norm1(inp)
+        x = self.conv2(self.conv1(x))  # 1x1 expansion, 3x3 depthwise
         x = self.sg(x)
-        att = self.attn.weights(x)
-        w3 = self.conv3.weight * self.beta.view(c, 1, 1, 1)
-        b3 = self.conv3.bias * self.beta.view(c)
-        if att.shape[0] == 1 and att.shape[-2:] == (1, 1) and not torch.jit.is_tracing():
-            w3 = w3 * att.view(1, -1, 1, 1)  # x * att, folded into the weights
-        else:
-            x = self.attn.pool.multiply(x, att, inplace=True)  # x is the gate's fresh output
-        y = add_into(conv1x1(x, w3, b3), inp, self.beta)
+        x = self.conv3(self.attn(x))  # x * attention(x), 1x1 back to c channels
+        y = torch.addcmul(inp, x, self.beta)  # inp + x * beta
         if self.fft is not None:
             y = y + self.fft.branch(inp)
-        x = self.sg(conv1x1(self.norm2(y), self.conv4.weight, self.conv4.bias))
-        w5, b5 = self.conv5.weight * self.gamma.view(c, 1, 1, 1), self.conv5.bias * self.gamma.view(c)
-        return add_into(conv1x1(x, w5, b5), y, self.gamma)
+        x = self.conv5(self.sg(self.conv4(self.norm2(y))))  # the feed-forward half
+        return torch.addcmul(y, x, self.gamma)  # y + x * gamma
+
+
+# ------------------------------------------------------------------------------------------- the fast path
+# Why it exists: on the CPU a NAFNet forward in channels_last memory takes about half the NCHW time (oneDNN
+# convolutions; benchmarks/bench_models.py), and this path also saves whole passes over the features by folding
+# beta, gamma and a global attention into the 1x1 weights. It computes `NAFBlock.forward`'s function up to float
+# rounding (tests/models/test_nafnet.py: block by block, whole networks with and without TLC, gradients).
+
+
+def channels_last_block(block: NAFBlock, inp: torch.Tensor) -> torch.Tensor:
+    """`block(inp)` for channels_last `inp`, in fewer passes over memory.
+
+    beta and gamma scale the weights of conv3 and conv5 instead of their outputs, and a global channel attention
+    (B, C, 1, 1) scales conv3's input channels (its weights, image by image) instead of the features. On the CPU
+    the 1x1 convolutions go to oneDNN directly (see `layers.conv1x1`).
+    """
+    c = inp.shape[1]
+    x = block.conv2(conv1x1(block.norm1(inp), block.conv1.weight, block.conv1.bias))
+    x = block.sg(x)
+    att = block.attn.weights(x)
+    w3 = block.conv3.weight * block.beta.view(c, 1, 1, 1)
+    b3 = block.conv3.bias * block.beta.view(c)
+    if att.shape[0] == 1 and att.shape[-2:] == (1, 1) and not torch.jit.is_tracing():
+        w3 = w3 * att.view(1, -1, 1, 1)  # x * att, folded into the weights
+    else:
+        x = block.attn.pool.multiply(x, att, inplace=True)  # x is the gate's fresh output
+    y = add_into(conv1x1(x, w3, b3), inp, block.beta)
+    if block.fft is not None:
+        y = y + block.fft.branch(inp)
+    x = block.sg(conv1x1(block.norm2(y), block.conv4.weight, block.conv4.bias))
+    w5, b5 = block.conv5.weight * block.gamma.view(c, 1, 1, 1), block.conv5.bias * block.gamma.view(c)
+    return add_into(conv1x1(x, w5, b5), y, block.gamma)
 
 
 def add_into(fresh: torch.Tensor, other: torch.Tensor, *like: torch.Tensor) -> torch.Tensor:
