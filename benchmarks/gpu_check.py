@@ -236,7 +236,7 @@ def _synthetic_pairs(root: Path, count: int, height: int, width: int) -> None:
 
 
 def _checkpoint(path: Path, model_name: str, patch_size: int) -> Path:
-    from nafft.inference.loading import TRAIN_CONFIG_KEY
+    from nafft.models.checkpoint import TRAIN_CONFIG_KEY
 
     torch.manual_seed(0)
     model = build_model(model_name)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from nafft.inference.predict import Predictor
+from nafft.inference import OpenedModel, Predictor
 from nafft.metrics import ssim_and_ssim3d
 from nafft.models import build_model, enable_tlc, set_memory_format
 from tests.inference.conftest import randomize, tiny_config
@@ -79,9 +79,10 @@ def test_ssims_on_cuda_equal_the_cpu():
 def test_tiled_prediction_on_cuda_stays_within_the_memory_budget():
     model = enable_tlc(randomize(build_model(tiny_config())).eval(), 32)
     image = torch.rand(3, 300, 420)
-    whole = Predictor(model, device="cuda", tile=0)(image)
+    opened = OpenedModel.from_network(model, device="cuda")
+    whole = Predictor(opened, tile=0)(image)
     budget = 8 << 20  # bytes: small enough to force tiles for this image
-    predictor = Predictor(model, device="cuda", memory_budget=budget)
+    predictor = Predictor(opened, memory_budget=budget)
     assert predictor.tile_for(300, 420) is not None
     torch.cuda.synchronize()
     base = torch.cuda.memory_allocated()
