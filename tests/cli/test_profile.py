@@ -27,6 +27,6 @@ def test_unknown_model_is_one_line_error(capsys):
     assert main(["profile", "nafnet-w23", "--runs", "0"]) == 2
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [
-        "nafft: error: 'nafnet-w23' is neither a bundled model (nafft-photo), a preset (did you mean 'nafnet-w32'?) "
-        "nor an existing checkpoint file"
+        "nafft: error: 'nafnet-w23' is neither a bundled model (nafft-photo), a preset nor an existing checkpoint file "
+        "(did you mean 'nafnet-w32'?)"
     ]

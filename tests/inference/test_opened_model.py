@@ -63,8 +63,10 @@ def test_a_checkpoint_path_and_a_preset_open_with_what_they_record(tmp_path):
 
 def test_names_that_are_nothing_are_one_line_errors(tmp_path, bundled):
     with pytest.raises(UserError, match=r"^'nafnet-w23' is neither a bundled model \(nafft-photo\), a preset "
-                                        r"\(did you mean 'nafnet-w32'\?\) nor an existing checkpoint file$"):
+                                        r"nor an existing checkpoint file \(did you mean 'nafnet-w32'\?\)$"):
         open_model("nafnet-w23", device="cpu")
+    with pytest.raises(UserError, match=r"\(did you mean 'nafft-photo'\?\)$"):  # bundled names are suggested too
+        open_model("nafft-foto", device="cpu")
     with pytest.raises(CheckpointError, match="missing.safetensors: no such checkpoint file"):
         open_model(tmp_path / "missing.safetensors", device="cpu")
     with pytest.raises(CheckpointError, match="no such checkpoint file"):

@@ -273,7 +273,8 @@ def open_model(source: str | Path | None = None, device: str | torch.device = "a
         network = build_model(spec).eval()
     else:
         there = f"a bundled model ({', '.join(bundled)}), " if bundled else ""
-        raise UserError(f"'{spec}' is neither {there}a preset{suggest(spec, PRESETS)} nor an existing checkpoint file")
+        raise UserError(f"'{spec}' is neither {there}a preset nor an existing checkpoint file"
+                        f"{suggest(spec, [*bundled, *PRESETS])}")
     architecture = network.config
     reparameterize(network).eval()  # the folded convolutions are new modules
     size = train_patch_size(metadata)
