@@ -64,6 +64,9 @@ def test_onnx_parity_with_dynamic_shapes(changes, tmp_path):
         want = model(x).numpy()
     assert got.shape == (3, 3, 19, 26)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
+    # axes (batch, channels, height, width) on both ends, not the tracer's 'Sliceoutput_dim_1'
+    for value in (*session.get_inputs(), *session.get_outputs()):
+        assert value.shape == ["batch", 3, "height", "width"], value.name
 
 
 def test_onnx_mismatch_fails_and_leaves_no_file(tmp_path):

@@ -111,6 +111,9 @@ def export_onnx(
 ) -> ExportResult:
     """Write an ONNX file with dynamic (batch, height, width) and check it in onnxruntime.
 
+    Input and output have the axes (batch, channels, height, width): the named dimensions "batch", "height" and
+    "width", and the model's fixed number of image channels (3).
+
     With `tlc` and a model whose TLC is on (`enable_tlc`), the graph computes TLC's local pooling at every input
     size; otherwise global pooling. The check runs odd-sized inputs (different heights, widths and batches; with
     TLC also larger than the window) through onnxruntime and through the model's default PyTorch path (torch.fft
@@ -144,6 +147,7 @@ def export_onnx(
                 output_names=["output"],
                 dynamic_axes={name: {0: "batch", 2: "height", 3: "width"} for name in ("input", "output")},
             )
+        _fix_channel_axis(tmp, model.config.img_channels)
         options = ort.SessionOptions()
         options.log_severity_level = 3
         session = ort.InferenceSession(str(tmp), options, providers=["CPUExecutionProvider"])
@@ -165,6 +169,17 @@ def export_onnx(
     finally:
         tmp.unlink(missing_ok=True)
     return ExportResult(path, "onnx", checks, path.stat().st_size, tlc_train_size)
+
+
+def _fix_channel_axis(path: Path, channels: int) -> None:
+    """Give the output's channel axis the fixed size the input's has: the tracer names it after the crop that ends
+    the network (`Sliceoutput_dim_1`), so the file would read as (batch, Sliceoutput_dim_1, height, width)."""
+    import onnx
+
+    graph = onnx.load(str(path))
+    for value in graph.graph.output:
+        value.type.tensor_type.shape.dim[1].dim_value = channels  # replaces the dim_param (a oneof)
+    onnx.save(graph, str(path))
 
 
 def export_safetensors(
