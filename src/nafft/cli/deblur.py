@@ -12,6 +12,7 @@ from nafft.cli.args import (
     non_negative_int,
     positive_float,
     positive_int,
+    unit_float,
 )
 
 HELP = "deblur image files, folders or globs, and videos (any size; keeps bit depth, alpha and metadata)"
@@ -48,6 +49,11 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--self-ensemble", action="store_true", help="average over 8 flips/transpositions (8x time)"
+    )
+    parser.add_argument(
+        "--strength", type=unit_float, default=1.0, metavar="S",
+        help="how much of the restoration to apply, 0..1: S x restored + (1 - S) x input, blended before the "
+             "one rounding (1, the default: the full restoration; 0: the input's pixels)"
     )
     parser.add_argument("--half", action="store_true", help="float16 inference (CUDA only)")
     parser.add_argument(
@@ -123,6 +129,7 @@ def build_predictor(args: argparse.Namespace, opened, on_tile=None):
         half=args.half,
         memory_budget=budget,
         on_tile=on_tile,
+        strength=args.strength,
     )
 
 

@@ -81,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
             tile=args.tile,
             overlap=args.overlap,
             self_ensemble=args.self_ensemble,
+            strength=args.strength,
             half=args.half,
             memory_budget=None if args.memory_budget is None else int(args.memory_budget * (1 << 30)),
             limit=args.limit,

@@ -145,6 +145,7 @@ def evaluate_model(
     self_ensemble: bool = False,
     half: bool = False,
     memory_budget: int | None = None,
+    strength: float = 1.0,
     limit: int = 0,
     save_images: bool = False,
     panels: int = 4,
@@ -160,7 +161,8 @@ def evaluate_model(
         model: the opened model (`nafft.inference.open_model`).
         data: one pair folder (pairs named as in it) or several (`gather_pairs`: names prefixed with the folder).
         out_dir: the output folder (created).
-        tile, overlap, self_ensemble, half, memory_budget: the `Predictor`'s options (tile 0: whole images).
+        tile, overlap, self_ensemble, half, memory_budget, strength: the `Predictor`'s options (tile 0: whole
+            images; strength below 1 scores the blend of input and restoration).
         limit: evaluate the first `limit` pairs only (0: all).
         save_images: also write every prediction to `images/NAME.png`.
         panels: number of images (spread over the set) that get comparison and FFT panels.
@@ -182,13 +184,14 @@ def evaluate_model(
     if not pairs:
         raise UserError(f"{data if single else ', '.join(map(str, data))}: no readable image pairs")
     predictor = Predictor(model, tile=tile, overlap=overlap, self_ensemble=self_ensemble, half=half,
-                          memory_budget=memory_budget, on_tile=on_tile)
+                          memory_budget=memory_budget, on_tile=on_tile, strength=strength)
     settings = {
         "checkpoint": str(model.path) if model.path is not None else model.name,
         "data": str(data) if single else [str(d) for d in data],
         "tlc": model.tlc,
         "tlc_train_size": model.train_size if model.tlc else None,
         "self_ensemble": self_ensemble,
+        "strength": strength,
         "tile": "auto" if tile is None else ("never" if tile == 0 else tile),
         "overlap": "auto" if overlap is None else overlap,
         "device": str(model.device),

@@ -1,4 +1,4 @@
-"""Prediction on images of any size: padding, tiling, x8 self-ensemble, half precision.
+"""Prediction on images of any size: padding, tiling, x8 self-ensemble, half precision, strength.
 
 `Predictor` runs an opened model (`nafft.inference.opened_model.OpenedModel`). Whole-image prediction relies on the
 network padding its input to its padding multiple and cropping back (NAFNet does). Tiled prediction cuts the image
@@ -146,6 +146,31 @@ def self_ensemble(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tens
     return out / NUM_TRANSFORMS
 
 
+def check_strength(strength: float) -> float:
+    """`strength` as a float, or a UserError when it is not a number in [0, 1]."""
+    try:
+        value = float(strength)
+    except (TypeError, ValueError):
+        raise UserError(f"--strength must be a number from 0 to 1, got {strength!r}") from None
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise UserError(f"--strength must be from 0 to 1 (1: the full restoration, 0: the input), got {strength}")
+    return value
+
+
+def blend(image: torch.Tensor, pred: torch.Tensor, strength: float) -> torch.Tensor:
+    """`image + strength * (pred - image)` in float32, computed in `pred` (overwritten) when 0 < strength < 1.
+
+    The ends are exact: strength 1 returns `pred` itself and 0 a float copy of `image`, so that after the one
+    rounding to 8 or 16 bits the result is bit-identical to the restoration, or to the input's pixels.
+    """
+    if strength >= 1.0:
+        return pred
+    image = image.to(pred.device, torch.float32)
+    if strength <= 0.0:
+        return image.clone()
+    return pred.sub_(image).mul_(strength).add_(image)
+
+
 class Predictor:
     """Run an opened model on (3, H, W) or (B, 3, H, W) float images in [0, 1] of any size.
 
@@ -161,9 +186,12 @@ class Predictor:
             float32).
         memory_budget: bytes one forward pass may use for activations (default: from free memory).
         on_tile: called with (tiles done, tiles in the image) after every tile of a tiled prediction (progress).
+        strength: how much of the restoration to apply, 0..1: the output is `blend(image, prediction, strength)`,
+            in float before anything rounds it (1, the default: the prediction itself; 0: the input).
 
     Raises:
-        UserError: a tile, overlap, memory budget or precision outside its range, before anything is computed.
+        UserError: a tile, overlap, memory budget, precision or strength outside its range, before anything is
+            computed.
     """
 
     def __init__(
@@ -175,6 +203,7 @@ class Predictor:
         half: bool = False,
         memory_budget: int | None = None,
         on_tile: Callable[[int, int], None] | None = None,
+        strength: float = 1.0,
     ):
         self.opened = model
         self.device = model.device
@@ -207,6 +236,7 @@ class Predictor:
             memory_budget if memory_budget is not None else default_memory_budget(self.device)
         )
         self.on_tile = on_tile
+        self.strength = check_strength(strength)
         self.last_tiles = 0  # tiles used by the last call (0: whole image)
 
     def overlap_for(self, tile: int) -> int:
@@ -261,12 +291,13 @@ class Predictor:
         if x.ndim != 4:
             raise ValueError(f"expected (3, H, W) or (B, 3, H, W), got shape {tuple(image.shape)}")
         h, w = x.shape[-2:]
-        tile = self.tile_for(h, w, x.shape[0])
-        if tile is None:
-            self.last_tiles = 0
-            out = self._forward(x)
+        self.last_tiles = 0
+        if self.strength == 0.0:  # the input itself: nothing to compute
+            out = blend(x, x, 0.0)
         else:
-            out = self.predict_tiled(x, tile)
+            tile = self.tile_for(h, w, x.shape[0])
+            out = self._forward(x) if tile is None else self.predict_tiled(x, tile)
+            out = blend(x, out, self.strength)
         return out[0] if single else out
 
     def predict_tiled(self, x: torch.Tensor, tile: int) -> torch.Tensor:
