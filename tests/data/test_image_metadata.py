@@ -1,6 +1,7 @@
 """Metadata travels from the file read to the file written: ICC profile, EXIF (orientation applied once, tagged 1),
 XMP and PNG text, for every format nafft writes; grayscale stays grayscale."""
 
+import functools
 import io
 
 import numpy as np
@@ -18,7 +19,9 @@ XMP = (
 )
 
 
+@functools.cache
 def srgb_icc() -> bytes:
+    """An sRGB profile, made once: the profile's header holds the second it was made."""
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
@@ -199,3 +202,15 @@ def test_written_tiff_is_read_by_tifffile(tmp_path):
     buffer = io.BytesIO(out.read_bytes())
     with PILImage.open(buffer) as im:
         assert im.size == (1200, 300)
+
+
+def test_exif_and_xmp_too_large_for_a_jpeg_segment_are_left_out(tmp_path, caplog):
+    big_exif = camera_exif()
+    big_exif.get_ifd(EXIF_IFD)[0x9286] = b"ASCII\0\0\0" + b"x" * 70_000  # UserComment
+    meta = ImageMetadata(exif=big_exif.tobytes(), xmp=b"<x>" + b" " * 70_000 + b"</x>", icc_profile=srgb_icc())
+    out = write_image(tmp_path / "big.jpg", np.zeros((6, 7, 3), np.uint8), metadata=meta)
+    exif, info = read_back(out)
+    assert len(exif) == 0 and "xmp" not in info and info["icc_profile"] == srgb_icc()
+    assert "EXIF of" in caplog.text and "XMP of" in caplog.text
+    png = write_image(tmp_path / "big.png", np.zeros((6, 7, 3), np.uint8), metadata=meta)  # PNG holds them
+    assert read_back(png)[0].get(MAKE) == "NaffCam"

@@ -15,8 +15,8 @@ their high bytes, and cannot write them. So:
   sample and once with the byte-swapped unpacker that keeps the low byte; both passes run the full PNG
   unfiltering (the bytes per pixel are the same), so the result is exact, interlaced files included.
   16-bit gray+alpha PNG is unpacked as four raw bytes per pixel in one pass.
-- 16-bit colour TIFF is read and written with `tifffile` (pure Python + numpy; deflate/packbits/uncompressed,
-  LZW needs the optional `imagecodecs`).
+- 16-bit colour TIFF is read with `tifffile` (pure Python + numpy; deflate/packbits/uncompressed, LZW needs the
+  optional `imagecodecs`).
 - 16-bit PNG is written by a small numpy encoder below (Paeth filter, zlib), with the metadata chunks.
 - TIFF (8 and 16 bits) is written by a small encoder below (deflate, horizontal predictor) whose tags, EXIF and GPS
   sub-IFDs included, Pillow serialises: Pillow's own TIFF writer cannot hold 16-bit colour and drops the EXIF
@@ -76,7 +76,13 @@ _XMP_PNG_KEY = "XML:com.adobe.xmp"
 # ImageMagick's PNG text copy of EXIF: replaced by the eXIf chunk written from the same EXIF (orientation 1).
 _PNG_RAW_EXIF_KEY = "Raw profile type exif"
 
+# A JPEG marker segment holds at most 65,533 bytes after its length: EXIF ("Exif\0\0" included) up to that, XMP up
+# to that less its 29-byte namespace header (Pillow refuses more). A larger block from a PNG or TIFF is left out.
+_JPEG_SEGMENT_BYTES = 65533
+_JPEG_XMP_HEADER = 29
+
 log = logging.getLogger(__name__)
+
 # PNG raw modes of 16-bit colour data and the raw mode that unpacks the other (low) byte of every sample.
 _PNG16_LOW_BYTE = {"RGB;16B": "RGB;16L", "RGBA;16B": "RGBA;16L"}
 
@@ -425,8 +431,8 @@ def _read_metadata(im: PILImage.Image, orientation: int) -> ImageMetadata:
     xmp = im.info.get("xmp") or None
     if isinstance(xmp, str):
         xmp = xmp.encode("utf-8")
-    if isinstance(xmp, tuple | list):
-        xmp = bytes(xmp)
+    if not isinstance(xmp, bytes):
+        xmp = None
     if xmp is not None and orientation != 1:
         for pattern in _XMP_ORIENTATION:
             xmp = pattern.sub(rb"\g<1>1\g<3>", xmp)
@@ -639,6 +645,14 @@ def _matching_icc(metadata: ImageMetadata | None, channels: int) -> bytes | None
     return metadata.icc_profile
 
 
+def _fits_jpeg(path: Path, what: str, block: bytes | None, most: int) -> bytes | None:
+    """`block` when one JPEG marker segment holds it (at most `most` bytes), else None, with a warning."""
+    if block is not None and len(block) > most:
+        log.warning("%s: %s of %d bytes left out: one JPEG segment holds %d", path, what, len(block), most)
+        return None
+    return block
+
+
 def check_writable(path: str | os.PathLike, bit_depth: int = 8, alpha: bool = False) -> None:
     """Raise ImageWriteError when `path`'s format cannot hold `bit_depth` bits per channel (or an alpha channel):
     a check to run before any work whose result would be refused at write time.
@@ -713,22 +727,26 @@ def _encode(path: Path, pixels: np.ndarray, bit_depth: int, quality: int, compre
     elif fmt == "PNG":
         options = {"compress_level": compress_level}
     if metadata is not None and fmt != "BMP":  # BMP carries none of them
+        exif, xmp = metadata.exif, metadata.xmp
+        if fmt == "JPEG":
+            exif = _fits_jpeg(path, "EXIF", exif, _JPEG_SEGMENT_BYTES)
+            xmp = _fits_jpeg(path, "XMP", xmp, _JPEG_SEGMENT_BYTES - _JPEG_XMP_HEADER)
         icc = _matching_icc(metadata, channels)
         if icc:
             options["icc_profile"] = icc
-        if metadata.exif:
-            options["exif"] = metadata.exif
+        if exif:
+            options["exif"] = exif
         if fmt == "PNG":
             from PIL.PngImagePlugin import PngInfo
 
             info = PngInfo()
-            if metadata.xmp:
-                info.add_itxt(_XMP_PNG_KEY, metadata.xmp.decode("utf-8", "replace"))
+            if xmp:
+                info.add_itxt(_XMP_PNG_KEY, xmp.decode("utf-8", "replace"))
             for key, text in metadata.text:
                 info.add_text(key, text)
             options["pnginfo"] = info
-        elif metadata.xmp:
-            options["xmp"] = metadata.xmp
+        elif xmp:
+            options["xmp"] = xmp
     buffer = _io.BytesIO()
     im.save(buffer, format=fmt, **options)
     return buffer.getvalue()
