@@ -9,4 +9,8 @@ def __getattr__(name: str):
         from nafft.inference import opened_model
 
         return getattr(opened_model, name)
+    if name == "deblur":  # nafft.deblur(image): see nafft.inference.one_call
+        from nafft.inference.one_call import deblur
+
+        return deblur
     raise AttributeError(f"module 'nafft' has no attribute '{name}'")

@@ -20,6 +20,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from nafft.data.io import (
     IMAGE_SUFFIXES,
     check_writable,
@@ -175,6 +178,18 @@ def existing_outputs(jobs: list[Job]) -> tuple[list[Job], list[Job]]:
     return missing, [job for job in jobs if job.target.exists()]
 
 
+def output_pixels(pred: torch.Tensor, bit_depth: int | None, gray: bool = False) -> np.ndarray:
+    """A (3, H, W) prediction as the (H, W, 3) pixels to write, rounded once to `bit_depth` bits in place
+    (overwriting `pred`), or float32 clipped to [0, 1] when `bit_depth` is None; for a gray input (H, W, 1), the mean
+    of the model's three channels (they differ by a few levels: gray stays gray, no tint)."""
+    if gray:
+        pred = pred.mean(dim=0, keepdim=True)
+    array = pred.numpy().transpose(1, 2, 0)
+    if bit_depth is None:
+        return np.clip(array, 0.0, 1.0, out=array)
+    return quantize(array, bit_depth, in_place=True)
+
+
 def deblur_file(job: Job, predictor: Predictor) -> JobResult:
     """Read, predict and write one image; a file that cannot be read or written gives a result with `error`.
 
@@ -203,9 +218,7 @@ def deblur_file(job: Job, predictor: Predictor) -> JobResult:
     result.seconds = time.perf_counter() - start
     result.tiles = predictor.last_tiles
     del x
-    if metadata.gray:
-        pred = pred.mean(dim=0, keepdim=True)  # the model's channels differ by a few levels: gray stays gray
-    pixels = quantize(pred.numpy().transpose(1, 2, 0), bit_depth, in_place=True)  # overwrites pred
+    pixels = output_pixels(pred, bit_depth, metadata.gray)
     del pred
     try:
         write_image(job.target, pixels, alpha=alpha, bit_depth=bit_depth, metadata=metadata, **options)

@@ -277,6 +277,7 @@ def open_model(source: str | Path | None = None, device: str | torch.device = "a
                         f"{suggest(spec, [*bundled, *PRESETS])}")
     architecture = network.config
     reparameterize(network).eval()  # the folded convolutions are new modules
+    network.requires_grad_(False)  # for inference: outputs are plain tensors (`.numpy()` works without no_grad)
     size = train_patch_size(metadata)
     size_source = "checkpoint" if size is not None else "default"
     size = size or OFFICIAL_TRAIN_SIZE
@@ -303,9 +304,13 @@ def default_model_note(source: str | Path | None) -> str | None:
 
 def load_default_model(tlc: bool = True, name: str = DEFAULT_MODEL, device: str | torch.device = "cpu"
                        ) -> OpenedModel:
-    """A bundled model opened for inference (folded, TLC on as it was trained), on the CPU unless asked:
+    """A bundled model opened for inference (folded, eval mode, no gradients, TLC on as it was trained), on the CPU
+    unless asked:
 
         import nafft
         network = nafft.load_default_model().network  # (B, 3, H, W) in [0, 1] -> deblurred
+        sharp = network(blurred).numpy()  # no torch.no_grad() needed
+
+    To deblur images (PIL, numpy, tensors or files; tiled, in their bit depth), `nafft.deblur(image)` does it all.
     """
     return open_model(name, device=device, tlc=tlc)
