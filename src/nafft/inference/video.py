@@ -250,8 +250,7 @@ def _transcode(av, inp, out, predictor: Predictor, result: VideoResult, start: f
                batch: int, on_frames) -> None:
     vin = inp.streams.video[0]
     vin.thread_type = "AUTO"
-    ctx = vin.codec_context
-    deep = _depth(av, ctx.pix_fmt or "yuv420p") > 8
+    deep = _depth(av, vin.codec_context.pix_fmt or "yuv420p") > 8
     rgb_format = "rgb48le" if deep else "rgb24"
     out.metadata.update(inp.metadata)
     result.fps = vin.average_rate or vin.guessed_rate
@@ -274,7 +273,7 @@ def _transcode(av, inp, out, predictor: Predictor, result: VideoResult, start: f
             copies[stream.index] = copied
             language = stream.metadata.get("language")
             result.copied.append(f"{stream.type} {stream.codec_context.name}" + (f" ({language})" if language else ""))
-        elif stream.type != "video" or stream is not vin:
+        elif stream is not vin:  # another video (cover art), data (timecode, telemetry), attachments
             log.info("%s: stream %d (%s) not copied", result.source, stream.index, stream.type)
     if start:
         inp.seek(int(start / vin.time_base) + (vin.start_time or 0), stream=vin, backward=True, any_frame=False)
