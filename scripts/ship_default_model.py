@@ -136,7 +136,7 @@ def main() -> int:
 
     from safetensors.torch import load_file, save_file
 
-    from nafft.fileio import atomic_write
+    from nafft.atomic_files import atomic_write
     from nafft.models import load_model, read_metadata
     from nafft.profiling import count_macs, count_parameters
     from nafft.weights import CARD_KEY

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(path.read_text(encoding="utf-8"), end="")
         return 0
-    from nafft.fileio import atomic_write_text
+    from nafft.atomic_files import atomic_write_text
 
     dest = Path(args.dest)
     if dest.is_dir() or args.dest.endswith(("/", "\\")):

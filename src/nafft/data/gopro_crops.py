@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 from nafft.data.io import ImageReadError, decode_image, list_images, write_image
 from nafft.data.pair_folders import PAIR_FOLDERS, Pair, scan_pairs
 from nafft.errors import UserError
-from nafft.fileio import atomic_write_text
+from nafft.atomic_files import atomic_write_text
 
 OUT_FOLDERS = PAIR_FOLDERS[0]  # ("blur", "sharp")
 MANIFEST = "prepare.json"

@@ -22,7 +22,7 @@ their high bytes, and cannot write them. So:
   sub-IFDs included, Pillow serialises: Pillow's own TIFF writer cannot hold 16-bit colour and drops the EXIF
   sub-IFD of an EXIF block it is given, and `tifffile` writes no EXIF sub-IFD.
 
-Writes are atomic and get the permissions of the user's umask (`nafft.fileio.atomic_write`).
+Writes are atomic and get the permissions of the user's umask (`nafft.atomic_files.atomic_write`).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
 from nafft.errors import UserError
-from nafft.fileio import atomic_write_bytes  # noqa: F401 (re-exported: data writers import it from here)
+from nafft.atomic_files import atomic_write_bytes  # noqa: F401 (re-exported: data writers import it from here)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 _FORMATS = {

@@ -14,7 +14,7 @@ Layout of RUN_DIR/checkpoints/:
 `nafft.models.load_model` reads each of them, and carry the resolved training config as JSON under
 `nafft_train_config`, the iteration under `nafft_iteration` and "raw" or "ema" under `nafft_weights`. State files hold tensors in safetensors and
 everything else as JSON in the safetensors metadata; nothing is unpickled. Every file is written by
-`nafft.fileio.atomic_write` (a temporary name in the same folder, flushed to disk, renamed over the target), so a
+`nafft.atomic_files.atomic_write` (a temporary name in the same folder, flushed to disk, renamed over the target), so a
 crash mid-write leaves the previous file intact.
 """
 
@@ -36,7 +36,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from nafft.errors import CheckpointError
-from nafft.fileio import atomic_write
+from nafft.atomic_files import atomic_write
 from nafft.models.checkpoint import ITERATION_KEY, STATE_KEY, TRAIN_CONFIG_KEY, WEIGHTS_KEY
 
 _STATE_RE = re.compile(r"^state_(\d{7,})\.safetensors$")

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from nafft.fileio import atomic_write_text
+from nafft.atomic_files import atomic_write_text
 
 log = logging.getLogger(__name__)
 

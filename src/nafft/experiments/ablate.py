@@ -42,7 +42,7 @@ from nafft.experiments.runs import (
     write_shared_init,
 )
 from nafft.experiments.stats import paired_differences, paired_interval
-from nafft.fileio import atomic_write_text
+from nafft.atomic_files import atomic_write_text
 from nafft.typed_config import diff_keys, to_dict
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from typing import Any
 
 from nafft.experiments.ablate import AblationOptions, Layout
 from nafft.experiments.runs import SynthPlan, comparison_panels
-from nafft.fileio import atomic_write_text
+from nafft.atomic_files import atomic_write_text
 
 log = logging.getLogger(__name__)
 

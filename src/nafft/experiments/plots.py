@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nafft.fileio import atomic_write
+from nafft.atomic_files import atomic_write
 
 
 def _pyplot():

@@ -19,7 +19,7 @@ import torch
 
 from nafft.engine.config import find_config  # noqa: F401 (the recipes' lookup, imported from here by scripts)
 from nafft.errors import UserError
-from nafft.fileio import atomic_write_text
+from nafft.atomic_files import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ def write_shared_init(config, seed: int, path: Path) -> Path:
     reference's architecture and the seed, and runs started from it must keep finding it)."""
     from safetensors.torch import save_file
 
-    from nafft.fileio import atomic_write
+    from nafft.atomic_files import atomic_write
 
     path = Path(path)
     if not path.is_file():

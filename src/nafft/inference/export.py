@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from nafft.errors import UserError
-from nafft.fileio import commit_temp, new_temp
+from nafft.atomic_files import commit_temp, new_temp
 from nafft.inference.opened_model import OpenedModel
 from nafft.models import (
     NAFNet,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nafft.fileio import commit_temp, new_temp
+from nafft.atomic_files import commit_temp, new_temp
 from nafft.inference.export import TOLERANCE, ExportError, ExportResult, check_sizes, prepare_for_export
 from nafft.inference.opened_model import OpenedModel
 from nafft.models import ModelConfig, disable_tlc, load_model, unwrap

@@ -33,7 +33,7 @@ import torch
 
 from nafft.data.io import quantize, to_float
 from nafft.errors import UserError
-from nafft.fileio import commit_temp, new_temp
+from nafft.atomic_files import commit_temp, new_temp
 from nafft.inference.predict import Predictor
 
 log = logging.getLogger(__name__)

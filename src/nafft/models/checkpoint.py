@@ -18,7 +18,7 @@ from torch import nn
 
 from nafft import __version__
 from nafft.errors import CheckpointError, ConfigError
-from nafft.fileio import atomic_write
+from nafft.atomic_files import atomic_write
 from nafft.models.architecture import ModelConfig, resolve_config
 from nafft.models.attention import eca_kernel_size
 from nafft.models.convert import unwrap
@@ -40,7 +40,7 @@ _PREFIXES = ("module.", "_orig_mod.")
 def save_model(model: nn.Module, path: str | Path, metadata: Mapping[str, str] | None = None) -> Path:
     """Write the model's weights to a safetensors file with its architecture config in the metadata.
 
-    The write is atomic (`nafft.fileio.atomic_write`: a temporary file in the same folder, then a rename), so a crash
+    The write is atomic (`nafft.atomic_files.atomic_write`: a temporary file in the same folder, then a rename), so a crash
     never leaves a half-written file under `path`; the file gets the permissions of the user's umask. Extra
     `metadata` (str -> str) is stored next to the config.
     """

@@ -36,7 +36,7 @@ import torch
 from nafft.data.io import list_images, write_image
 from nafft.data.synth import camera, motion, scenes
 from nafft.errors import UserError
-from nafft.fileio import atomic_write_bytes
+from nafft.atomic_files import atomic_write_bytes
 from nafft.metrics import psnr
 
 SOURCES = ("deadleaves", "packages", "skimage")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from nafft.fileio import atomic_write, atomic_write_bytes
+from nafft.atomic_files import atomic_write, atomic_write_bytes
 
 
 @pytest.fixture
