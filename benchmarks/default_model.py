@@ -1,21 +1,22 @@
 """The default model's figures: quality on held-out sets, and speed and memory of `nafft deblur` on photographs.
 
-    python benchmarks/default_model.py quality --set shake=data/default/test_shake \\
-        --set realistic=data/default/test_realistic --set sharp=data/default/test_sharp [--checkpoint CKPT]
+    python benchmarks/default_model.py quality --suite data/default/heldout [--checkpoint CKPT] [--set NAME=DIR]
     python benchmarks/default_model.py speed [--checkpoint CKPT]
 
-quality: `nafft eval` (TLC as trained, EMA weights as shipped) on each pair folder; per set the mean PSNR/SSIM of
-the input and of the output, the gain, the share of images improved and the worst image, as a Markdown table;
-OUT/quality.json keeps them, OUT/SET/ the usual eval outputs with panels.
+quality: `nafft eval` (TLC as trained, EMA weights as shipped) on each pair folder (--set, or every set of a
+held-out suite made by benchmarks/heldout_sets.py, --suite); per set the mean input and output PSNR, the mean,
+median and worst gain, the images improved, the brightness shift, and the verdict of each floor of FLOORS (the
+decision rule of docs/trust.md), as a Markdown table; OUT/quality.json keeps them, OUT/SET/ the eval outputs.
 speed: `nafft deblur` of a 1280x720 and a 4000x3000 synthetic photograph (smooth shapes and texture, saved as PNG),
 each in a fresh process: wall seconds, CPU seconds and peak RSS, default settings (automatic tiling).
 compare: per image, the quality run in OUT against the one in --base (same --set names): mean and median PSNR
 difference, images better and worse, the largest losses.
-figure: blur | model | sharp rows of one set's images at the median and at the largest PSNR gain (from that set's
-per_image.csv of a quality run in OUT), written to --figure as a JPEG for the README.
+figure: blur | model | target rows from a quality run in OUT (its saved outputs): the first --set's image at the
+median gain, the second's at its median, and the worst image of all, written to --figure as a JPEG for the README.
 Without --checkpoint the bundled default model is measured.
 
-    python benchmarks/default_model.py figure --set shake=data/default/test_shake --figure docs/images/x.jpg
+    python benchmarks/default_model.py figure --set shake-11-31=data/default/heldout/shake-11-31 \\
+        --set sharp-dof-real=data/default/heldout/sharp-dof-real ... --figure docs/images/x.jpg
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def set_statistics(rows: list[dict], out_images: Path, folder: Path) -> dict:
     shifts = []
     for r in rows:
         output = read_image(out_images / (r["name"].rsplit(".", 1)[0] + ".png")).rgb.astype(np.float64)
-        target = read_image(folder / "sharp" / r["name"].split("/", 1)[1]).rgb.astype(np.float64)
+        target = read_image(folder / "sharp" / r["name"].split("/")[-1]).rgb.astype(np.float64)
         shifts.append(float(output.mean() - target.mean()))
     worst = min(rows, key=lambda r: r["gain"])
     return {"images": len(rows), "input_psnr": float(np.mean([float(r["input_psnr"]) for r in rows])),
@@ -100,25 +101,20 @@ def floor_verdicts(results: dict) -> dict[str, str]:
 
 
 def quality(args) -> dict:
-    from nafft.engine.evaluate import evaluate
-    from nafft.experiments.runs import pairs_of
-    from nafft.inference.loading import load_for_inference
-    from nafft.inference.predict import Predictor
-    from nafft.weights import bundled_weights
+    from nafft.engine.evaluate import evaluate_model
+    from nafft.inference import open_model
 
-    checkpoint = Path(args.checkpoint) if args.checkpoint else bundled_weights()
-    loaded = load_for_inference(checkpoint, tlc=True)
-    predictor = Predictor(loaded.model, device="cpu")
+    model = open_model(args.checkpoint, device="cpu")
     results = {}
     for spec in args.set:
         name, folder = spec.split("=", 1)
-        evaluate(predictor, pairs_of([Path(folder)]), args.out / name, panels=args.panels, save_images=True,
-                 settings={"checkpoint": str(checkpoint), "data": folder})
+        evaluate_model(model, Path(folder), args.out / name, panels=args.panels, save_images=True)
         results[name] = {"folder": folder, **set_statistics(per_image(args.out, name), args.out / name / "images",
                                                            Path(folder))}
         print(json.dumps({name: results[name]}), flush=True)
+    checkpoint = model.path
     verdicts = floor_verdicts(results)
-    lines = [f"checkpoint {checkpoint.name}; TLC {'on' if loaded.tlc else 'off'} (train size {loaded.train_size})",
+    lines = [f"checkpoint {checkpoint.name}; TLC {'on' if model.tlc else 'off'} (train size {model.train_size})",
              "", "| set | images | input PSNR | output PSNR | gain dB | median | worst (image) | improved | "
              "brightness shift | floor |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for name, r in results.items():
@@ -185,32 +181,38 @@ def per_image(run: Path, name: str) -> list[dict]:
 
 
 def figure(args) -> None:
-    """The README's picture: the images of a set at the median and at the largest gain, blur | model | sharp."""
-
-    from nafft.data.io import image_to_tensor, read_image, write_image
+    """The README's picture, blur | model | sharp, from the outputs a quality run saved in OUT: the sets' images at
+    the median gain of the first --set (the shake), at the median gain of the second (sharp photographs with a
+    blurred background: should come back unchanged), and the worst image of all --set sets."""
+    from nafft.data.io import read_image, write_image
     from nafft.engine.evaluate import labelled_grid
-    from nafft.inference.loading import load_for_inference
-    from nafft.inference.predict import Predictor
     from nafft.metrics import to_uint8
-    from nafft.weights import DEFAULT_MODEL, bundled_weights
 
-    name, folder = args.set[0].split("=", 1)
-    rows = sorted(per_image(args.out, name), key=lambda r: r["gain"])
-    checkpoint = Path(args.checkpoint) if args.checkpoint else bundled_weights()
-    predictor = Predictor(load_for_inference(checkpoint, tlc=True).model, device="cpu")
-    label = DEFAULT_MODEL if not args.checkpoint else Path(args.checkpoint).stem
+    label = Path(args.checkpoint).stem if args.checkpoint else "nafft-photo"
+    sets = dict(spec.split("=", 1) for spec in args.set)
+    if args.suite is not None:  # the suite's shake first, then its sharp photographs with real blurred backgrounds
+        first = [n for n in ("shake-11-31", "sharp-dof-real") if n in sets]
+        sets = {n: sets[n] for n in [*first, *(n for n in sets if n not in first)]}
+    rows = {name: sorted(per_image(args.out, name), key=lambda r: r["gain"]) for name in sets}
+    names = list(sets)
+    chosen = [(names[0], rows[names[0]][len(rows[names[0]]) // 2], "median gain")]
+    if len(names) > 1:
+        chosen.append((names[1], rows[names[1]][len(rows[names[1]]) // 2], "median gain"))
+    worst_set = min(names, key=lambda n: rows[n][0]["gain"])
+    chosen.append((worst_set, rows[worst_set][0], "worst image of all sets"))
     grids = []
-    for row, which in ((rows[len(rows) // 2], "median gain"), (rows[-1], "largest gain")):
-        file_name = row["name"].split("/", 1)[1]
-        blur = read_image(Path(folder) / "blur" / file_name).rgb
-        sharp = read_image(Path(folder) / "sharp" / file_name).rgb
-        output = predictor(image_to_tensor(blur))
-        gain = row["gain"]
+    for name, row, which in chosen:
+        file_name = row["name"].split("/")[-1]
+        blur = read_image(Path(sets[name]) / "blur" / file_name).rgb
+        output = read_image(args.out / name / "images" / (row["name"].rsplit(".", 1)[0] + ".png")).rgb
+        sharp = read_image(Path(sets[name]) / "sharp" / file_name).rgb
         grids.append(labelled_grid([to_uint8(x) for x in (blur, output, sharp)],
-                                   [f"blur {float(row['input_psnr']):.2f} dB ({which})",
-                                    f"{label} {float(row['psnr']):.2f} dB ({gain:+.2f})", "sharp"]))
+                                   [f"{name}: input {float(row['input_psnr']):.2f} dB ({which})",
+                                    f"{label} {float(row['psnr']):.2f} dB ({row['gain']:+.2f})", "target"]))
+    width = max(g.shape[1] for g in grids)
+    grids = [np.pad(g, ((0, 0), (0, width - g.shape[1]), (0, 0)), constant_values=255) for g in grids]
     write_image(args.figure, np.concatenate(grids, axis=0), quality=90)
-    print(f"{args.figure}: {', '.join(r for r in (rows[len(rows) // 2]['name'], rows[-1]['name']))}")
+    print(f"{args.figure}: " + ", ".join(f"{n}/{r['name'].split('/')[-1]}" for n, r, _ in chosen))
 
 
 def compare(args) -> None:
