@@ -41,15 +41,21 @@ def training_hours(run: Path, until: int) -> float:
 def training_stages(checkpoint: Path, run: Path) -> list[dict]:
     """The training behind a weight file of `run`, first stage to last: each stage's run folder, config, iteration
     and weights (raw or EMA), following `model.init` (a warm start) back through the weight files' metadata to a
-    random initialisation or to weights that nafft did not train (recorded as the first stage's start)."""
+    random initialisation, to weights that nafft did not train (recorded as the first stage's start), or to
+    weights shipped before, whose card's stages come first as they were described ({"described": card stage})."""
     from nafft.models import read_metadata
     from nafft.models.checkpoint import ITERATION_KEY
+    from nafft.weights import CARD_KEY
 
     stages, path, external = [], checkpoint, None
     while path is not None:
         if not path.is_file():
             raise SystemExit(f"{path}: the weights a stage started from are missing; cannot describe its training")
         metadata = read_metadata(path)
+        shipped = json.loads(metadata.get(CARD_KEY, "{}"))
+        if stages and shipped.get("training"):  # weights shipped before: their card describes their stages
+            stages[0]["shipped_from"] = {"file": str(path), "name": shipped.get("name", path.stem)}
+            return [*({"described": t} for t in shipped["training"]), *stages]
         if "nafft_train_config" not in metadata:
             if not stages:
                 raise SystemExit(f"{path}: no nafft training config in its metadata; not a nafft run's weights")
@@ -68,6 +74,13 @@ def training_stages(checkpoint: Path, run: Path) -> list[dict]:
 def stage_card(stage: dict, recipe: str, previous: dict | None) -> dict:
     from nafft.engine.config import LOSS_TERMS
 
+    if "shipped_from" in stage:
+        start = (f"the {stage['shipped_from']['name']} weights shipped after the stages above (kept in "
+                 f"{stage['shipped_from']['file']})")
+    elif previous is None:
+        start = stage.get("external_init")
+    else:
+        start = f"the {previous['weights']} weights of {previous['run'].name} at iteration {previous['iteration']:,}"
     config = stage["config"]
     return {
         "run": stage["run"].name,
@@ -77,8 +90,7 @@ def stage_card(stage: dict, recipe: str, previous: dict | None) -> dict:
         "loss": {k: v for k, v in config["loss"].items() if k in LOSS_TERMS and v > 0},
         "optimizer": config["optim"], "schedule": config["schedule"], "ema": config["train"]["ema"],
         "weights": stage["weights"],
-        "init": stage.get("external_init") if previous is None else
-        f"the {previous['weights']} weights of {previous['run'].name} at iteration {previous['iteration']:,}",
+        "init": start,
         "hours": round(training_hours(stage["run"], stage["iteration"]), 2),
         "machine": f"{platform.machine()} CPU, 1 torch thread, torch {torch.__version__}",
     }
@@ -95,10 +107,9 @@ def data_card(config: dict) -> list[dict]:
     return sets
 
 
-def describe_score(name: str, r: dict) -> str:
-    if name == "clean":  # the input is the target: how far the model moves a sharp photograph
-        return f"output {r['psnr']:.2f} dB from the unchanged sharp photographs"
-    return f"{r['gain']:+.2f} dB ({r['input_psnr']:.2f} -> {r['psnr']:.2f}), {r['improved']}/{r['images']} improved"
+def describe_score(r: dict) -> str:
+    return (f"{r['gain']:+.2f} dB ({r['input_psnr']:.2f} -> {r['psnr']:.2f}), worst image {r['worst_gain']:+.2f}, "
+            f"{r['improved']}/{r['images']} improved")
 
 
 def unchanged(target: Path, tensors: dict, meta: dict) -> bool:
@@ -113,12 +124,8 @@ def unchanged(target: Path, tensors: dict, meta: dict) -> bool:
     return old.keys() == tensors.keys() and all(torch.equal(old[k], tensors[k]) for k in tensors)
 
 
-def describe_cell(name: str, r: dict | None) -> str:
-    if r is None:
-        return ""
-    if name == "clean":
-        return f"output {r['psnr']:.2f} dB"
-    return f"{r['gain']:+.2f}, {r['improved']}/{r['images']}"
+def describe_cell(r: dict | None) -> str:
+    return "" if r is None else f"{r['gain']:+.2f} / {r['worst_gain']:+.2f}"
 
 
 def main() -> int:
@@ -144,36 +151,46 @@ def main() -> int:
     checkpoint = args.checkpoint or args.run / "checkpoints" / "last_ema.safetensors"
     metadata = read_metadata(checkpoint)
     stages = training_stages(checkpoint, args.run)
-    recipes = args.recipe or ["nafft-photo"] * len(stages)
-    if len(recipes) != len(stages):
-        raise SystemExit(f"--recipe: {len(recipes)} given for {len(stages)} training stages "
-                         f"({', '.join(s['run'].name for s in stages)})")
-    training = [stage_card(stage, recipe, stages[i - 1] if i else None)
-                for i, (stage, recipe) in enumerate(zip(stages, recipes))]
-    config = stages[-1]["config"]
+    fresh = [stage for stage in stages if "described" not in stage]
+    recipes = args.recipe or ["nafft-photo"] * len(fresh)
+    if len(recipes) != len(fresh):
+        raise SystemExit(f"--recipe: {len(recipes)} given for {len(fresh)} new training stages "
+                         f"({', '.join(stage['run'].name for stage in fresh)})")
+    training = [stage["described"] for stage in stages if "described" in stage]
+    for i, (stage, recipe) in enumerate(zip(fresh, recipes)):
+        training.append(stage_card(stage, recipe, fresh[i - 1] if i else None))
+    config = fresh[-1]["config"]
     model = load_model(checkpoint)
     arch = {k: v for k, v in config["model"].items() if k not in ("init",)}
     quality = json.loads(args.quality.read_text())
+    if "sets" not in quality:
+        raise SystemExit(f"{args.quality}: not a held-out suite's quality.json (benchmarks/default_model.py quality "
+                         "--suite)")
     speed = json.loads(args.speed.read_text()) if args.speed else {}
     iterations = sum(t["iterations"] for t in training)
-    gains = {name: describe_score(name, r) for name, r in quality.items()}
+    sets = quality["sets"]
+    gains = {name: describe_score(r) for name, r in sets.items()}
+    held = sum(v == "holds" for v in quality["floors"].values())
     card = {
         "name": args.name,
         "summary": (f"NAFNet width {arch['width']}, {count_parameters(model) / 1e6:.1f} M parameters, trained by "
-                    f"nafft for {iterations:,} iterations on realistic synthetic blur; held-out photographs blurred "
-                    f"by an independent generator: {gains.get('shake', 'not measured')}"),
+                    f"nafft for {iterations:,} iterations in {len(training)} stage(s) on synthetic blur of "
+                    f"photographs; held-out photographs: camera shake 11-31 px "
+                    f"{gains.get('shake-11-31', 'not measured')}; sharp low-noise photographs "
+                    f"{gains.get('sharp-low', 'not measured')}; {held}/{len(quality['floors'])} floors hold"),
         "architecture": {**arch, "parameters": count_parameters(model),
                          "gmacs_256x256": round(count_macs(model.eval(), (256, 256)) / 1e9, 3)},
         "training": training,
         "data": data_card(config),
         "scores": gains,
-        "scores_detail": quality,
+        "scores_detail": sets,
+        "floors": quality["floors"],
         "speed": speed,
-        "alternatives": {label: json.loads(Path(path).read_text())
+        "alternatives": {label: json.loads(Path(path).read_text())["sets"]
                          for label, _, path in (a.partition("=") for a in args.alternative)},
         "commands": {
             "data and training": "scripts/default_model.sh",
-            "scores": "python benchmarks/default_model.py quality --checkpoint CKPT --set NAME=FOLDER ...",
+            "scores": "python benchmarks/default_model.py quality --checkpoint CKPT --suite data/default/heldout",
             "speed": "python benchmarks/default_model.py speed",
         },
     }
@@ -239,54 +256,47 @@ def render(card: dict, size: float, diff: float) -> str:
     for d in card["data"]:
         photos = f" from {len(d['photographs'])} photographs ({', '.join(d['photographs'])})" if d["photographs"] \
             else " (dead leaves)"
+        focus = (f", out-of-focus scenes {d.get('soft', 0)} (disc radius {d.get('soft_radius', [1.0, 4.0])} px, bokeh "
+                 f"{d.get('bokeh', 0)})" if d.get("soft") else "")
         lines.append(f"- `{d['folder']}`: {d['pairs']:,} pairs of {d['size']}x{d['size']}{photos}; blur {d['blur']}, "
-                     f"long {d['long_motion']}, still {d['still']}, defocus {d['defocus']}, saturation "
+                     f"long {d['long_motion']}, still {d['still']}, log-uniform lengths {d.get('log_uniform', 0)}, "
+                     f"defocus {d['defocus']}{focus}, noise gain {d.get('noise_gain', [0.25, 4.0])}, saturation "
                      f"{d['saturation']}, response {d['response']}, JPEG {d['jpeg']} at {d['jpeg_quality']}.")
     lines += ["", "Photographs come only from packages' sample images and Debian wallpaper packages "
               "(`scripts/sharp_photos.py`), split by photograph: the test photographs (chelsea, coffee, rocket, "
               "grace_hopper, flower, Path, Kleiber) and the validation ones (china, Kite) never appear in training.",
               "", "## Scores", "",
-              "Held-out test photographs, 384x384 views, `python benchmarks/default_model.py quality` (TLC on, "
-              "CPU):", "", "| set | what it is | images | input PSNR | output PSNR | gain | improved | worst / best |",
-              "|---|---|---:|---:|---:|---:|---:|---:|"]
-    what = {"shake": "independent generator: random-walk shake kernels, sRGB, Gaussian noise (`--blur shake`)",
-            "realistic": "the realistic generator at `nafft synth`'s defaults, new seeds and photographs",
-            "sharp": "no motion: sensor noise and 8 bits only (`--blur shake --strength 0`)",
-            "clean": "the sharp photographs themselves (`--strength 0 --noise 0`): how much the model changes them",
-            "demo": "the demo's held-out photographs (chelsea, coffee, rocket)"}
+              "The held-out suite ([judging the default model](trust.md)): views of 384x288 of the test "
+              "photographs, `python benchmarks/default_model.py quality --suite data/default/heldout` (TLC on, CPU). "
+              "Gains in dB; brightness shift in 8-bit levels (output minus target); floors from the decision rule:",
+              "", "| set | input PSNR | output PSNR | gain | median | worst image | improved | brightness | floor |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for name, r in card["scores_detail"].items():
-        if name == "clean":
-            lines.append(f"| {name} | {what[name]} | {r['images']} | (identical) | {r['psnr']:.2f} | | | |")
-            continue
-        lines.append(f"| {name} | {what.get(name, r['folder'])} | {r['images']} | {r['input_psnr']:.2f} | "
-                     f"{r['psnr']:.2f} | {r['gain']:+.2f} | {r['improved']}/{r['images']} | "
-                     f"{r['worst_gain']:+.2f} / {r['best_gain']:+.2f} |")
+        lines.append(f"| `{name}` | {r['input_psnr']:.2f} | {r['psnr']:.2f} | {r['gain']:+.2f} | "
+                     f"{r['median_gain']:+.2f} | {r['worst_gain']:+.2f} | {r['improved']}/{r['images']} | "
+                     f"{r['brightness_shift']:+.2f} | {card['floors'].get(name, '')} |")
     if card.get("alternatives"):
-        names = list(card["scores_detail"])
-        lines += ["", "Measured and not shipped (gain in dB, images improved; same sets and command):", "",
-                  "| weights | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+        names = [n for n in card["scores_detail"] if n in card["floors"]]
+        lines += ["", "Measured and not shipped (mean / worst-image gain in dB on the floors' sets; same suite and "
+                  "command):", "", "| weights | " + " | ".join(f"`{n}`" for n in names) + " |",
+                  "|---|" + "---:|" * len(names)]
         for label, scores in {f"{card['name']} (shipped)": card["scores_detail"], **card["alternatives"]}.items():
-            cells = [describe_cell(n, scores.get(n)) for n in names]
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+            lines.append(f"| {label} | " + " | ".join(describe_cell(scores.get(n)) for n in names) + " |")
     lines += ["", "## Reproduce", "", "From the repository root (`scripts/default_model.sh` makes the photographs, every "
-              "pair folder below and the training " + (f"runs of the {len(t)} stages" if len(t) > 1 else "run")
-              + f"; the shipped weights are the {'EMA' if last['weights'] == 'ema' else 'raw'} weights of "
-              f"{last['run']} at iteration {last['iterations']:,}):",
-              "", "```bash", "scripts/default_model.sh runs/nafft-photo",
-              "python benchmarks/default_model.py quality --checkpoint CKPT --out runs/default_model \\",
-              "    " + " ".join(f"--set {n}=data/default/{Path(r['folder']).name}" for n, r in
-                              card["scores_detail"].items()),
+              "pair folder and the held-out suites, and trains the stages; the shipped weights are the "
+              f"{'EMA' if last['weights'] == 'ema' else 'raw'} weights of {last['run']} at iteration "
+              f"{last['iterations']:,}):", "", "```bash", "scripts/default_model.sh runs/nafft-photo",
+              "python benchmarks/default_model.py quality --checkpoint CKPT --suite data/default/heldout "
+              "--out runs/default_model",
               "python benchmarks/default_model.py speed --out runs/default_model",
-              "python benchmarks/default_model.py figure --out runs/default_model --set shake=data/default/test_shake",
+              "python benchmarks/default_model.py figure --checkpoint CKPT --suite data/default/heldout --out "
+              "runs/default_model --figure docs/images/default_model_suite.jpg",
               f"python scripts/ship_default_model.py --run runs/{last['run']} --checkpoint CKPT \\",
               "    --quality runs/default_model/quality.json --speed runs/default_model/speed.json"
-              + "".join(f" --recipe {stage['recipe'].split()[0]}" for stage in t if len(t) > 1), "```", "",
+              + "".join(f" --recipe {stage['recipe'].split()[0]}" for stage in t[-1:] if len(t) > 1), "```", "",
               "On one GPU, `make default-model-gpu` makes the same data, trains the recipe `nafft-photo-gpu` from these "
               "weights (`--init`) for at most 7.5 minutes (`train.max_minutes`) and scores the result on the same "
-              "sets; it has not yet run on a GPU (none has been available to this project).", "",
-              "The folder names in the table above are those of the run that produced it (test_realistic2 and "
-              "demo_test_photos2 are what the script names test_realistic and demo_test_photos)."
-              if any(Path(r["folder"]).name.endswith("2") for r in card["scores_detail"].values()) else ""]
+              "suite; it has not yet run on a GPU (none has been available to this project)."]
     if card["speed"]:
         lines += ["", "## Speed", "", "`python benchmarks/default_model.py speed` (`nafft deblur` in a fresh process, "
                   "default settings: 2 torch threads, automatic tiling; the 2-core AMD EPYC VM above with its other jobs "
