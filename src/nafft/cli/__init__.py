@@ -25,6 +25,7 @@ COMMANDS = {
     "train": "train",
     "eval": "eval",
     "deblur": "deblur",
+    "serve": "serve",
     "models": "models",
     "export": "export",
     "demo": "demo",
