@@ -1,5 +1,5 @@
 """A `nafft serve` app running in this process on a free loopback port, offering a tiny checkpoint and the bundled
-model, with a limit of 0.2 megapixels so that an oversized image is cheap to make."""
+model, with a limit of 1 megapixel so that an oversized image is cheap to make."""
 
 import json
 import threading
@@ -19,7 +19,7 @@ from nafft.app.server import bind, build_app, make_server  # noqa: E402
 from nafft.cli.serve import offered_models  # noqa: E402
 from tests.inference.conftest import save_tiny_checkpoint  # noqa: E402
 
-MAX_MEGAPIXELS = 0.2
+MAX_MEGAPIXELS = 1.0
 
 
 @contextmanager

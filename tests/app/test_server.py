@@ -64,7 +64,7 @@ def test_a_bundled_model_is_offered_beside_the_checkpoint(app):
     info = json.loads(body)
     assert status == 200 and info["default_model"] == "tiny"
     assert [m["id"] for m in info["models"]][:2] == ["tiny", "nafft-photo"]
-    assert info["max_megapixels"] == 0.2 and info["device"] == "cpu"
+    assert info["max_megapixels"] == 1.0 and info["device"] == "cpu"
 
 
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
@@ -72,7 +72,7 @@ def test_refusals_are_one_line_and_leave_nothing_behind(app, tmp_path):
     base, jobs = app
     before = set(os.listdir(jobs.workdir))
     big = tmp_path / "big.png"
-    write_image(big, np.random.default_rng(1).random((400, 600, 3)))
+    write_image(big, np.random.default_rng(1).random((1100, 1000, 3)))
     bomb = tmp_path / "bomb.png"
     Image.new("1", (12000, 10000)).save(bomb)
     good = (tmp_path / "ok.png")
@@ -81,7 +81,7 @@ def test_refusals_are_one_line_and_leave_nothing_behind(app, tmp_path):
         ("notes.png", b"this is a text file, not a picture\n", {}, 400,
          "notes.png: not an image file Pillow can identify"),
         ("big.png", big.read_bytes(), {}, 413,
-         "big.png: 600x400 is 0.2 megapixels, over this server's limit of 0.2 (nafft serve --max-megapixels)"),
+         "big.png: 1000x1100 is 1.1 megapixels, over this server's limit of 1 (nafft serve --max-megapixels)"),
         ("bomb.png", bomb.read_bytes(), {}, 413, "bomb.png: a decompression bomb (12000x10000 = 120 megapixels in a"),
         ("clip.gif", good.read_bytes(), {}, 415, "clip.gif: not an image type nafft reads"),
         ("ok.png", good.read_bytes(), {"model": "nope"}, 404, "no model 'nope' here; the models are tiny, nafft-photo"),
@@ -189,3 +189,23 @@ def test_serve_refuses_a_missing_checkpoint_in_one_line(tmp_path, capsys):
     assert main(["serve", "--checkpoint", str(tmp_path / "missing.safetensors"), "--port", "0"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("nafft: error: ") and "missing.safetensors" in err and "\n" not in err
+
+
+def test_tiles_of_a_large_image_are_reported(tmp_path, tiny_checkpoint):
+    from nafft.cli.serve import offered_models
+
+    jobs = JobQueue(offered_models([str(tiny_checkpoint)], "cpu", True)[:1], workdir=tmp_path / "work",
+                    predictor_options={"tile": 64, "overlap": 8})
+    try:
+        job_id, path = jobs.upload_path("wide.png")
+        path.parent.mkdir(parents=True)
+        write_image(path, np.random.default_rng(3).random((100, 150, 3)))
+        job = jobs.submit(job_id, path, "wide.png")
+        deadline = time.monotonic() + 60
+        while job.state not in ("done", "error") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        state = jobs.describe(job)
+        assert state["state"] == "done" and state["tiles"] > 1 and state["tiles_done"] == state["tiles"]
+        assert state["message"].endswith(f"{state['tiles']} tiles")
+    finally:
+        jobs.close()

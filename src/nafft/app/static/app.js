@@ -100,6 +100,7 @@ function submit(file) {
       setStatus(card, "error", body && body.error ? body.error : `${file.name}: the server answered ${request.status}`);
       return;
     }
+    refreshQueue();
     follow(card, body.id);
   });
   request.addEventListener("error", () => setStatus(card, "error", `${file.name}: the upload failed`));
@@ -132,10 +133,12 @@ async function follow(card, id) {
     } else if (job.state === "error") {
       progress.hidden = true;
       setStatus(card, "error", job.message);
+      refreshQueue();
       return;
     } else if (job.state === "done") {
       progress.hidden = true;
       await showResult(card, job);
+      refreshQueue();
       return;
     }
     await new Promise((resolve) => setTimeout(resolve, 400));
