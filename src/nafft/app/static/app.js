@@ -22,7 +22,8 @@ async function init() {
   const showStrength = () => { $("#strength-value").textContent = Number(strength.value).toFixed(2); };
   strength.addEventListener("input", showStrength);
   showStrength();
-  $("#limits").textContent = `PNG, JPEG, TIFF, WebP or BMP, 8 or 16 bits, up to ${info.max_megapixels} megapixels; ` +
+  $("#limits").textContent = `PNG, JPEG, TIFF, WebP or BMP, 8 or 16 bits, up to ${info.max_megapixels} ` +
+    `megapixel${info.max_megapixels === 1 ? "" : "s"}; ` +
     "the download keeps the format, bit depth and metadata.";
   const drop = $("#drop");
   const files = $("#files");
