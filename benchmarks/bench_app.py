@@ -20,7 +20,6 @@ import argparse
 import io
 import json
 import os
-import platform
 import socket
 import statistics
 import subprocess
@@ -33,19 +32,10 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+from bench_app_stack import cpu_name, stop  # noqa: E402 (benchmarks/ is on the path when run as a script)
 
 SIZE = (384, 512)  # height, width
 DEADLINE_S = 900
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def photographs(count: int, folder: Path) -> list[Path]:
@@ -191,11 +181,7 @@ def main() -> int:
         sampling.set()
         peak = max(rss_kib(server.pid, "VmHWM"), peak_seen)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
     ordered = sorted(latencies)
     p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))] if ordered else float("nan")
     print(f"{cpu_name()}, {os.cpu_count()} CPUs, torch threads {args.threads}; bundled default model; "

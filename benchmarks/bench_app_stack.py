@@ -120,12 +120,17 @@ def first_response(venv: Path, script: Path, timeout: float = 120.0) -> float:
             time.sleep(0.02)
         raise RuntimeError(f"{script.name}: no answer after {timeout} s")
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
+
+
+def stop(process: subprocess.Popen, timeout: float = 60) -> None:
+    """Terminate a server process (SIGTERM: a graceful shutdown), killing it if it does not end in `timeout` s."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def main() -> None:
