@@ -14,9 +14,8 @@ import pytest
 pytest.importorskip("starlette", reason="nafft serve needs the app extra: pip install 'nafft[app]'")
 pytest.importorskip("uvicorn", reason="nafft serve needs the app extra: pip install 'nafft[app]'")
 
-from nafft.app.jobs import JobQueue  # noqa: E402
+from nafft.app.jobs import JobQueue, offered_models  # noqa: E402
 from nafft.app.server import bind, build_app, make_server  # noqa: E402
-from nafft.cli.serve import offered_models  # noqa: E402
 from tests.inference.conftest import save_tiny_checkpoint  # noqa: E402
 
 MAX_MEGAPIXELS = 1.0

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image, ImageCms
 from torch import nn
 
-from nafft.app.jobs import JobQueue, ModelChoice, UploadError, safe_name
+from nafft.app.jobs import JobQueue, ModelChoice, UploadError, offered_models, safe_name
 from nafft.cli import main
 from nafft.data.io import write_image
 from nafft.inference import OpenedModel
@@ -192,8 +192,6 @@ def test_serve_refuses_a_missing_checkpoint_in_one_line(tmp_path, capsys):
 
 
 def test_tiles_of_a_large_image_are_reported(tmp_path, tiny_checkpoint):
-    from nafft.cli.serve import offered_models
-
     jobs = JobQueue(offered_models([str(tiny_checkpoint)], "cpu", True)[:1], workdir=tmp_path / "work",
                     predictor_options={"tile": 64, "overlap": 8})
     try:

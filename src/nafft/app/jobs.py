@@ -38,8 +38,9 @@ from nafft.data.io import (
 from nafft.errors import UserError
 from nafft.inference.deblur import Job as FileJob
 from nafft.inference.deblur import deblur_file
-from nafft.inference.opened_model import OpenedModel
+from nafft.inference.opened_model import OpenedModel, open_model
 from nafft.inference.predict import Predictor, check_strength
+from nafft.weights import bundled_models
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,32 @@ class Job:
             "seconds": round((self.finished or now) - self.started, 2) if self.started is not None else None,
             "running": running, "download_name": self.download_name,
         }  # fmt: skip
+
+
+def offered_models(checkpoints: list[str], device_name: str, tlc: bool) -> list[ModelChoice]:
+    """The bundled models and the given checkpoints, opened, titled from their cards; the first checkpoint (else
+    the bundled default) first.
+
+    Raises:
+        UserError: a checkpoint that cannot be opened, or a preset's untrained weights.
+    """
+    sources = list(checkpoints) + [m.name for m in bundled_models() if m.name not in checkpoints]
+    choices, ids = [], set()
+    for source in sources:
+        opened = open_model(source, device=device_name, tlc=tlc)
+        if not opened.trained:
+            raise UserError(f"--checkpoint {source}: a preset has untrained weights; give a weight file or a bundled "
+                            "model (`nafft models`)")
+        title = str(opened.card.get("name") or opened.name)
+        model_id, n = title, 2
+        while model_id in ids:  # two files of the same name
+            model_id, n = f"{title}-{n}", n + 1
+        ids.add(model_id)
+        summary = opened.card.get("summary") or (opened.path if opened.kind == "checkpoint" else opened.describe())
+        choices.append(ModelChoice(model_id, opened, model_id, str(summary)))
+    if not choices:
+        raise UserError("this installation has no bundled model: pass --checkpoint FILE")
+    return choices
 
 
 def safe_name(name: str) -> str:

@@ -31,37 +31,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_threads_argument(parser)
 
 
-def offered_models(checkpoints: list[str], device_name: str, tlc: bool):
-    """The bundled models and the given checkpoints, opened, titled from their cards; the first checkpoint (else
-    the bundled default) first.
-
-    Raises:
-        UserError: a checkpoint that cannot be opened, or a preset's untrained weights.
-    """
-    from nafft.app.jobs import ModelChoice
-    from nafft.errors import UserError
-    from nafft.inference.opened_model import open_model
-    from nafft.weights import bundled_models
-
-    sources = list(checkpoints) + [m.name for m in bundled_models() if m.name not in checkpoints]
-    choices, ids = [], set()
-    for source in sources:
-        opened = open_model(source, device=device_name, tlc=tlc)
-        if not opened.trained:
-            raise UserError(f"--checkpoint {source}: a preset has untrained weights; give a weight file or a bundled "
-                            "model (`nafft models`)")
-        title = str(opened.card.get("name") or opened.name)
-        model_id, n = title, 2
-        while model_id in ids:  # two files of the same name
-            model_id, n = f"{title}-{n}", n + 1
-        ids.add(model_id)
-        summary = opened.card.get("summary") or (opened.path if opened.kind == "checkpoint" else opened.describe())
-        choices.append(ModelChoice(model_id, opened, model_id, str(summary)))
-    if not choices:
-        raise UserError("this installation has no bundled model: pass --checkpoint FILE")
-    return choices
-
-
 def run(args: argparse.Namespace) -> int:
     import ipaddress
 
@@ -73,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"nafft serve needs the app extra ({exc.name} is missing): pip install 'nafft[app]'") from None
     from PIL import Image as PILImage
 
-    from nafft.app.jobs import JobQueue
+    from nafft.app.jobs import JobQueue, offered_models
 
     models = offered_models(args.checkpoint, args.device, args.tlc)
     # Pillow refuses files over twice its own pixel limit as decompression bombs: never below this server's limit
