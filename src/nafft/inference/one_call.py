@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image as PILImage
 from torch import nn
 
 from nafft.data.io import decode_with_metadata, image_to_tensor
@@ -84,11 +85,7 @@ def deblur(
         return _deblur_array(image, predictor)
     if isinstance(image, torch.Tensor):
         return _deblur_tensor(image, predictor)
-    try:
-        from PIL import Image as PILImage
-    except ImportError:  # pragma: no cover (Pillow is a dependency)
-        PILImage = None
-    if PILImage is not None and isinstance(image, PILImage.Image):
+    if isinstance(image, PILImage.Image):
         return _deblur_pil(image, predictor)
     raise UserError(
         f"nafft.deblur: cannot deblur a {type(image).__name__}; give a PIL image, a numpy array, a torch tensor or "
@@ -197,7 +194,7 @@ def _deblur_tensor(tensor: torch.Tensor, predictor: Predictor) -> torch.Tensor:
     return torch.stack(outputs).reshape(tensor.shape).to(tensor.device, tensor.dtype)
 
 
-def _from_pil(image) -> tuple[np.ndarray, str]:
+def _from_pil(image: PILImage.Image) -> tuple[np.ndarray, str]:
     """The pixels of a PIL image as an array `_deblur_array` takes, and the mode to return."""
     mode = image.mode
     if mode in _PIL_GRAY16:
@@ -216,9 +213,7 @@ def _from_pil(image) -> tuple[np.ndarray, str]:
     return np.asarray(image), mode
 
 
-def _deblur_pil(image, predictor: Predictor):
-    from PIL import Image as PILImage
-
+def _deblur_pil(image: PILImage.Image, predictor: Predictor) -> PILImage.Image:
     array, mode = _from_pil(image)
     restored = _deblur_array(array, predictor)
     # uint8 arrays come back as L, LA, RGB or RGBA, uint16 ones as I;16 and float32 ones as F
