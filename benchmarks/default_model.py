@@ -108,13 +108,15 @@ def quality(args) -> dict:
     results = {}
     for spec in args.set:
         name, folder = spec.split("=", 1)
-        evaluate_model(model, Path(folder), args.out / name, panels=args.panels, save_images=True)
+        evaluate_model(model, Path(folder), args.out / name, panels=args.panels, save_images=True,
+                       strength=args.strength)
         results[name] = {"folder": folder, **set_statistics(per_image(args.out, name), args.out / name / "images",
                                                            Path(folder))}
         print(json.dumps({name: results[name]}), flush=True)
     checkpoint = model.path
     verdicts = floor_verdicts(results)
-    lines = [f"checkpoint {checkpoint.name}; TLC {'on' if model.tlc else 'off'} (train size {model.train_size})",
+    lines = [f"checkpoint {checkpoint.name}; TLC {'on' if model.tlc else 'off'} (train size {model.train_size}); "
+             f"strength {args.strength:g}",
              "", "| set | images | input PSNR | output PSNR | gain dB | median | worst (image) | improved | "
              "brightness shift | floor |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for name, r in results.items():
@@ -128,7 +130,8 @@ def quality(args) -> dict:
                       f"{'all hold' if harmless else 'NOT all held'}"]
     print("\n".join(lines))
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "quality.json").write_text(json.dumps({"checkpoint": str(checkpoint), "sets": results,
+    (args.out / "quality.json").write_text(json.dumps({"checkpoint": str(checkpoint), "strength": args.strength,
+                                                       "sets": results,
                                                        "floors": verdicts}, indent=2) + "\n")
     (args.out / "quality.md").write_text("\n".join(lines) + "\n")
     return results
@@ -238,6 +241,7 @@ def main() -> int:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=FOLDER", help="quality: a pair folder")
     parser.add_argument("--suite", type=Path, help="quality: every set of a held-out suite (heldout_sets.py)")
     parser.add_argument("--panels", type=int, default=4, help="quality: comparison panels per set")
+    parser.add_argument("--strength", type=float, default=1.0, help="quality: nafft's --strength (default 1)")
     parser.add_argument("--threads", type=int, default=None, help="speed: --threads of nafft deblur")
     parser.add_argument("--out", type=Path, default=Path("runs/default_model"))
     parser.add_argument("--figure", type=Path, default=Path("docs/images/default_model.jpg"), help="figure: output")
