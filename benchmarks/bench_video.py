@@ -8,7 +8,7 @@ so that the encoder sees camera-like content), then restored through the same li
 (`open_model` of the default model with TLC, a `Predictor` with the automatic tiling, `deblur_video`), once per batch
 size. Printed per batch size: frames, wall seconds, frames per second, and the share of the time spent in the model
 (the rest is decoding, colour conversion and H.264 encoding). A pass with an identity network measures that rest
-alone.
+alone. The load average is printed before and after: on a shared machine the figures are only as good as it is quiet.
 """
 
 from __future__ import annotations
@@ -94,6 +94,7 @@ def main() -> None:
     print(f"{platform.machine()}, {cpu_name()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads, "
           f"torch {torch.__version__}, device {opened.device}{f' ({gpu})' if gpu else ''}")
     print(opened.describe())
+    print("load average (1, 5, 15 min) at the start: " + ", ".join(f"{v:.2f}" for v in os.getloadavg()))
     with tempfile.TemporaryDirectory() as tmp:
         clip = make_clip(Path(tmp) / "clip.mp4", args.frames)
         identity = Predictor(OpenedModel.from_network(torch.nn.Identity(), device="cpu"), tile=0)
@@ -103,6 +104,7 @@ def main() -> None:
         for batch in args.batches:
             frames, wall, model = measure(clip, Path(tmp) / f"out{batch}.mp4", predictor, batch)
             print(f"{batch:>5} {frames:>6} {wall:>8.1f} {frames / wall:>9.3f} {model / wall:>8.0%}")
+    print("load average at the end: " + ", ".join(f"{v:.2f}" for v in os.getloadavg()))
 
 
 if __name__ == "__main__":

@@ -203,3 +203,22 @@ def test_tiny_nafnet_video_matches_the_predictor(tmp_path):
         to_prediction = np.abs(after / 255.0 - np.clip(want, 0, 1)).mean()
         to_input = np.abs(after / 255.0 - before / 255.0).mean()
         assert to_prediction < 0.03 and to_prediction < 0.3 * to_input  # CRF 18 rounds the network's pixel noise
+
+
+def test_frames_per_model_call(tmp_path):
+    """One frame per call on the CPU by default (measured faster there), `batch` frames when asked."""
+
+    class Counting(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.batches = []
+
+        def forward(self, x):
+            self.batches.append(x.shape[0])
+            return x
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=7)
+    for batch, expected in ((None, [1] * 7), (3, [3, 3, 1])):
+        counting = Counting().eval()  # in eval mode the opened model is this module, not a copy
+        assert deblur_video(clip, tmp_path / "out.mp4", predictor(counting), batch=batch).error is None
+        assert counting.batches == expected

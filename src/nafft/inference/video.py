@@ -1,11 +1,11 @@
 """Deblur video files frame by frame, through PyAV (FFmpeg): the optional extra `nafft[video]`.
 
-Every frame of the first video stream is decoded to RGB, restored in batches by a `Predictor`, and encoded again;
-each output frame keeps its input frame's timestamp and duration (the output stream uses the input's time base), so
-the output has the input's size, frame rate, frame count and duration, variable frame rates included. Audio and
-subtitle streams are copied packet for packet (not re-encoded), with their language tags, and so is the container's
-metadata (title, creation time, location...). A clip recorded with a rotation flag (phones) is turned upright, as
-EXIF-oriented photographs are, and written without one.
+Every frame of the first video stream is decoded to RGB, restored by a `Predictor` (in batches on CUDA), and encoded
+again; each output frame keeps its input frame's timestamp and duration (the output stream uses the input's time
+base), so the output has the input's size, frame rate, frame count and duration, variable frame rates included.
+Audio and subtitle streams are copied packet for packet (not re-encoded), with their language tags, and so is the
+container's metadata (title, creation time, location...). A clip recorded with a rotation flag (phones) is turned
+upright, as EXIF-oriented photographs are, and written without one.
 
 Codec and quality, by output suffix: H.264 (libx264, CRF 18, preset medium: visually close to lossless, and played
 everywhere) for .mp4, .m4v, .mov, .mkv and .avi; VP9 (libvpx-vp9, CRF 20, constant quality) for .webm. Chroma is
@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nafft.atomic_files import commit_temp, new_temp
 from nafft.data.io import quantize, to_float
 from nafft.errors import UserError
-from nafft.atomic_files import commit_temp, new_temp
 from nafft.inference.predict import Predictor
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,11 @@ CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", "
 FALLBACK_SUFFIX = ".mkv"
 H264_CRF = 18
 VP9_CRF = 20
-DEFAULT_BATCH = 4
+# Frames per model call. On the CPU one at a time measured faster (1280x720, bundled model, 1 thread: 0.30-0.32
+# frames/s at batch 1 against 0.20 at batch 4, runs interleaved; benchmarks/bench_video.py), likely because a batch
+# multiplies the buffers of the small CPU tiles (nafft.inference.predict.speed_tile) past the size that runs fast.
+# On CUDA a batch keeps the device busy (not measured here: no GPU was available).
+DEFAULT_BATCH = {"cpu": 1, "cuda": 4}
 
 
 class VideoError(UserError):
@@ -191,7 +195,7 @@ def deblur_video(
     *,
     start: float | None = None,
     end: float | None = None,
-    batch: int = DEFAULT_BATCH,
+    batch: int | None = None,
     on_frames: Callable[[int], None] | None = None,
 ) -> VideoResult:
     """Restore every frame of a video and write it with its audio and subtitles (see the module docstring).
@@ -202,7 +206,7 @@ def deblur_video(
         predictor: runs the model (batches of frames).
         start: first second to restore (None: the beginning).
         end: second to stop at, exclusive (None: the end).
-        batch: frames per model call.
+        batch: frames per model call; None: `DEFAULT_BATCH` for the predictor's device.
         on_frames: called with the number of frames just written (progress).
 
     Returns:
@@ -231,6 +235,7 @@ def deblur_video(
                 raise VideoError(f"{source}: no video stream")
             tmp = new_temp(target)
             with av.open(str(tmp), "w", format=CONTAINERS[target.suffix.lower()]) as out:
+                batch = batch or DEFAULT_BATCH.get(predictor.device.type, 1)
                 _transcode(av, inp, out, predictor, result, start, end, max(1, batch), on_frames)
         if result.frames == 0:
             raise VideoError(f"{source}: no frames between --start and --end" if start is not None or end is not None
