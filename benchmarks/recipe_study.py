@@ -29,6 +29,7 @@ from nafft.engine.config import build_config, read_config_file
 from nafft.experiments.runs import evaluate_run, find_config, time_training_steps
 from nafft.profiling import count_macs, count_parameters
 
+STAGE1 = "weights/nafft-photo-stage1.safetensors"
 DEEP = {"enc_blocks": [1, 1, 2, 6], "middle_blocks": 2, "dec_blocks": [1, 1, 1, 1]}
 CANDIDATES: dict[str, dict] = {
     "base": {},  # configs/nafft-photo.yaml: width 16, deep low-resolution half, 128 crops, batch 8, PSNR loss
@@ -44,6 +45,10 @@ CANDIDATES: dict[str, dict] = {
     # resolved gain of the ablation), and the notes' final model (ECA, FFT skips, DO-Conv, L1 loss)
     "block-fft": {"model": {"block_fft": True}},
     "notes-final": {"model": {"attention": "eca", "skip": "fft", "conv": "doconv"}, "loss": {"psnr": 0.0, "l1": 1.0}},
+    # warm starts from the stage-1 default model at stage 2's learning rate: go on as it is, or add the FFT branch
+    # (its new tensors start fresh, the others from stage 1)
+    "warm": {"model": {"init": STAGE1}, "optim": {"lr": 4.0e-4}},
+    "warm-block-fft": {"model": {"init": STAGE1, "block_fft": True}, "optim": {"lr": 4.0e-4}},
 }
 
 
