@@ -26,18 +26,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from bench_app_stack import cpu_name  # noqa: E402 (benchmarks/ is on the path when run as a script)
+
 from nafft.inference import OpenedModel, Predictor, open_model  # noqa: E402
 from nafft.inference.video import deblur_video  # noqa: E402
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def make_clip(path: Path, frames: int, width: int = 1280, height: int = 720, fps: int = 24) -> Path:
