@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The default model from nothing: sharp photographs, synthetic pairs, training (the recipe nafft-photo reads
 # data/default/...). Every step resumes: pairs already made are kept, an interrupted training continues.
-#   scripts/default_model.sh [RUN_DIR]            (default runs/nafft-photo; stage 2 in RUN_DIR-stage2)
+#   scripts/default_model.sh [RUN_DIR]            (stage 1, default runs/nafft-photo; stages 2 and 3 in
+#                                                  runs/nafft-photo-stage2 and -stage3, where their recipes look)
 # Then: benchmarks/default_model.py quality/speed, and scripts/ship_default_model.py to bundle the weights
 # (docs/default-model.md has the commands behind the shipped card).
 # CPU: NAFFT_THREADS (default 1) torch threads for training; the pair synthesis uses 2 processes.
@@ -49,6 +50,11 @@ TRUST=(--still 0.2 --long-motion 0.15 --log-uniform 0.7 --soft 0.45 --soft-radiu
 synth --source "$DATA/photos/train" --count 2400 --size 256 --seed 3000 "${TRUST[@]}" -o "$DATA/trust_photos"
 synth --source deadleaves --count 800 --size 256 --seed 3001 "${TRUST[@]}" -o "$DATA/trust_leaves"
 synth --source "$DATA/photos/val" --count 32 --size 256 --seed 3002 "${TRUST[@]}" -o "$DATA/trust_val"
+# stage 3: identity pairs (a sharp scene at low noise, mostly without JPEG, is its own target)
+IDENTITY=(--still 1.0 --long-motion 0 --soft 0.45 --soft-radius 1-32 --bokeh 0.5 --noise-gain 0.005-0.5 --defocus 0
+          --jpeg 0.25 --jpeg-quality 85-95)
+synth --source "$DATA/photos/train" --count 800 --size 256 --seed 3010 "${IDENTITY[@]}" -o "$DATA/identity_photos"
+synth --source deadleaves --count 200 --size 256 --seed 3011 "${IDENTITY[@]}" -o "$DATA/identity_leaves"
 "$PY" benchmarks/heldout_sets.py "$DATA/photos/test" --out "$DATA/heldout"
 "$PY" benchmarks/heldout_sets.py "$DATA/photos/val" --out "$DATA/heldout-val" --views 6
 
@@ -56,8 +62,11 @@ if [ "$GPU" != 1 ]; then
     # stage 1: the EMA weights at iteration 8,500 of the recipe's 24,000-iteration schedule, kept in
     # weights/nafft-photo-stage1.safetensors; --set train.stop_at=0 with --resume trains on to the schedule's end
     "$NAFFT" train -c nafft-photo -o "$RUN" --resume --threads "$THREADS" --set train.stop_at=8500
-    # stage 2 starts from the kept stage-1 weights (recipe nafft-photo-stage2, model.init)
-    "$NAFFT" train -c nafft-photo-stage2 -o "$RUN-stage2" --resume --threads "$THREADS"
+    # stage 2 starts from the kept stage-1 weights (recipe nafft-photo-stage2, model.init) and stops at 3,000;
+    # stage 3 starts from its EMA weights there (recipe nafft-photo-stage3)
+    "$NAFFT" train -c nafft-photo-stage2 -o runs/nafft-photo-stage2 --resume --threads "$THREADS" \
+        --set train.stop_at=3000
+    "$NAFFT" train -c nafft-photo-stage3 -o runs/nafft-photo-stage3 --resume --threads "$THREADS"
     exit 0
 fi
 "$NAFFT" train -c nafft-photo-gpu -o "$RUN" --resume --init src/nafft/weights/nafft-photo.safetensors --no-progress
