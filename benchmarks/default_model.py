@@ -11,6 +11,7 @@ speed: `nafft deblur` of a 1280x720 and a 4000x3000 synthetic photograph (smooth
 each in a fresh process: wall seconds, CPU seconds and peak RSS, default settings (automatic tiling).
 compare: per image, the quality run in OUT against the one in --base (same --set names): mean and median PSNR
 difference, images better and worse, the largest losses.
+table: mean / worst-image gain per set of several quality runs (their quality.json files), one row each.
 figure: blur | model | target rows from a quality run in OUT (its saved outputs): the first --set's image at the
 median gain, the second's at its median, and the worst image of all, written to --figure as a JPEG for the README.
 Without --checkpoint the bundled default model is measured.
@@ -218,6 +219,19 @@ def figure(args) -> None:
     print(f"{args.figure}: " + ", ".join(f"{n}/{r['name'].split('/')[-1]}" for n, r, _ in chosen))
 
 
+def table(args) -> None:
+    """Mean / worst-image gain per set of several quality runs (their quality.json, one row each), as Markdown."""
+    runs = {Path(path).parent.name if Path(path).name == "quality.json" else Path(path).stem:
+            json.loads(Path(path).read_text()) for path in args.runs}
+    names = list(dict.fromkeys(n for r in runs.values() for n in r["sets"]))
+    print("| run | " + " | ".join(f"`{n}`" for n in names) + " |")
+    print("|---|" + "---:|" * len(names))
+    for label, run in runs.items():
+        cells = [f"{run['sets'][n]['gain']:+.2f} / {run['sets'][n]['worst_gain']:+.2f}" if n in run["sets"] else ""
+                 for n in names]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+
 def compare(args) -> None:
     """Per image, the candidate quality run (--out) against a base one (--base), on the sets named by --set."""
     import statistics
@@ -236,7 +250,8 @@ def compare(args) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("section", choices=("quality", "speed", "figure", "compare"))
+    parser.add_argument("section", choices=("quality", "speed", "figure", "compare", "table"))
+    parser.add_argument("runs", nargs="*", help="table: quality.json files (or copies of them) to tabulate")
     parser.add_argument("--checkpoint", help="weights to measure (default: the bundled default model)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=FOLDER", help="quality: a pair folder")
     parser.add_argument("--suite", type=Path, help="quality: every set of a held-out suite (heldout_sets.py)")
@@ -249,6 +264,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.suite is not None:
         args.set += suite_sets(args.suite)
+    if args.section == "table":
+        table(args)
+        return 0
     if args.section in ("quality", "figure", "compare") and not args.set:
         parser.error(f"{args.section} needs at least one --set NAME=FOLDER")
     if args.section == "compare":
