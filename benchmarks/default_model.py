@@ -224,6 +224,8 @@ def table(args) -> None:
     runs = {Path(path).parent.name if Path(path).name == "quality.json" else Path(path).stem:
             json.loads(Path(path).read_text()) for path in args.runs}
     names = list(dict.fromkeys(n for r in runs.values() for n in r["sets"]))
+    if args.set:  # only these sets, in this order
+        names = [spec.split("=", 1)[0] for spec in args.set]
     print("| run | " + " | ".join(f"`{n}`" for n in names) + " |")
     print("|---|" + "---:|" * len(names))
     for label, run in runs.items():
