@@ -7,7 +7,7 @@ CPU section (always): `nafnet-w32`, batch 4, 256x256 crops, official recipe (PSN
 load of a shared machine hits all of them alike), median step time reported:
 
     plain      model(x) -> psnr_loss -> backward -> AdamW.step, float32, contiguous (NCHW) memory
-    engine     `Trainer._step` of a real Trainer: the same maths plus the schedule, clipping, the non-finite guard
+    engine     `Trainer.step` of a real Trainer: the same maths plus the schedule, clipping, the non-finite guard
                and per-term loss logging
     plain+cl / engine+cl   the same with channels_last memory format (`train.channels_last`)
 
@@ -92,7 +92,7 @@ class Engine:
             blur = blur.contiguous(memory_format=torch.channels_last)
             sharp = sharp.contiguous(memory_format=torch.channels_last)
         t.schedule.apply(t.optimizer, self.iteration)
-        terms, _, status = t._step(blur, sharp)
+        terms, _, status = t.step(blur, sharp)
         assert status != "skipped"
         float(terms[0])  # what the loop reads every step (progress bar)
         self.iteration += 1
