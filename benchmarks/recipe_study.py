@@ -1,11 +1,12 @@
 """Which recipe gives the most dB for a fixed CPU budget? Trains candidate recipes of the default model for equal
 CPU time on the same training pairs and scores each on held-out synthetic photographs.
 
-Every candidate starts from configs/nafft-photo.yaml and changes one thing (model size, crop, loss, learning rate,
-data mix). Its step time is measured first (same process, same threads), and its iteration count is
-`--minutes` of training at that speed, so a slower model trains fewer steps. Step times are CPU seconds of this
-process (run it with one thread), so other jobs on the machine do not change the budgets. Each is scored (EMA weights, TLC as
-its crops imply) on every `--test` folder separately; the table gives PSNR gain over the blurry input per folder.
+Every candidate starts from the nafft-photo recipe (src/nafft/configs/) and changes one thing (model size, crop,
+loss, learning rate, data mix). Its step time is measured first (same process, same threads), and its iteration
+count is `--minutes` of training at that speed, so a slower model trains fewer steps. Step times are CPU seconds of
+this process (run it with one thread), so other jobs on the machine do not change the budgets. Each is scored (EMA
+weights, TLC as its crops imply) on every `--test` folder separately; the table gives PSNR gain over the blurry
+input per folder.
 
     python benchmarks/recipe_study.py --train T_PHOTOS T_LEAVES --val VAL --test TEST_A TEST_B \\
         --minutes 15 --threads 1 --out runs/recipe_study
@@ -32,7 +33,7 @@ from nafft.profiling import count_macs, count_parameters
 STAGE1 = "weights/nafft-photo-stage1.safetensors"
 DEEP = {"enc_blocks": [1, 1, 2, 6], "middle_blocks": 2, "dec_blocks": [1, 1, 1, 1]}
 CANDIDATES: dict[str, dict] = {
-    "base": {},  # configs/nafft-photo.yaml: width 16, deep low-resolution half, 128 crops, batch 8, PSNR loss
+    "base": {},  # the nafft-photo recipe: width 16, deep low-resolution half, 128 crops, batch 8, PSNR loss
     "nafnet-small": {"model": {"enc_blocks": [1, 1, 1, 2], "middle_blocks": 1}},
     "width-24": {"model": {"width": 24}},
     "nafft-eca-fft": {"model": {"attention": "eca", "skip": "fft"}, "loss": {"fft": 0.05}},

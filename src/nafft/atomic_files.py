@@ -1,9 +1,11 @@
 """One way to write a file: atomically, durably, with the permissions `open()` would give.
 
-Every file nafft writes (images, tiles, checkpoints, training states, ONNX, reports, manifests) goes through
-`atomic_write`: the content is written to a hidden temporary file in the target's folder, flushed to disk (fsync),
-renamed over the target (`os.replace`, atomic on POSIX), and the folder entry is flushed too. A crash or a full disk
-mid-write leaves the previous file intact and, at worst, a stale `.NAME.XXXXXXXX.tmp` that readers skip (hidden).
+Every file nafft writes whole (images, tiles, checkpoints, training states, exports, videos, reports, manifests)
+goes through `atomic_write` or its two halves, `new_temp` and `commit_temp`: the content is written to a hidden
+temporary file in the target's folder, flushed to disk (fsync), renamed over the target (`os.replace`, atomic on
+POSIX), and the folder entry is flushed too. A crash or a full disk mid-write leaves the previous file intact and, at
+worst, a stale `.NAME.XXXXXXXX.tmp` that readers skip (hidden). Appended logs (metrics.jsonl), TensorBoard's event
+files and the uploads `nafft serve` receives are written directly.
 
 Permissions: the file gets mode 0o666 minus the user's umask, exactly as `open(path, "w")` gives (0o644 under umask
 022); when the target already exists its mode is kept, as writing into it with `open()` would keep it. The mode is

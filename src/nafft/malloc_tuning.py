@@ -1,12 +1,12 @@
-"""Process-level settings that make PyTorch on the CPU faster, applied by the `nafft` command at start.
+"""glibc's malloc tuned for PyTorch on the CPU (`tune_malloc`), applied by the `nafft` command at start.
 
 A NAFNet forward or training step allocates and frees hundreds of activation-sized buffers. glibc's malloc returns
 large freed blocks to the kernel at once (blocks above its mmap threshold, and the heap top above its trim
 threshold), so the next allocation of the same size faults every page in again, zero-filled; on virtual machines
 that costs a large share of the convolution time. `tune_malloc` raises both thresholds so that freed blocks up to
-32 MiB stay in the heap for reuse (`benchmarks/bench_malloc.py` measures the effect side by side; README quotes it).
-Set `NAFFT_MALLOPT=0` to leave the allocator alone. Under another allocator (jemalloc or tcmalloc preloaded)
-the call changes nothing that is used.
+32 MiB stay in the heap for reuse (`benchmarks/bench_malloc.py` measures the effect side by side; docs/benchmarks.md
+quotes it). Set `NAFFT_MALLOPT=0` to leave the allocator alone. Under another allocator (jemalloc or tcmalloc
+preloaded) the call changes nothing that is used.
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ def device(text: str) -> str:
 
 THREADS_HELP = (
     "CPU threads for PyTorch (default: one per core). On a machine other jobs are using, 1 is often much faster "
-    "than more (README: shared machines)"
+    "than more (docs/benchmarks.md: shared machines)"
 )
 
 

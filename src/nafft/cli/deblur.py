@@ -1,4 +1,4 @@
-"""`nafft deblur`: deblur image files, folders or globs (with the bundled default model or a checkpoint)."""
+"""`nafft deblur`: deblur image files, folders or globs, and videos (with the bundled default model or a checkpoint)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Deblur image files: inputs from files, folders and globs, outputs that keep size, bit depth and alpha.
+"""Deblur image files: inputs from files, folders and globs, outputs that keep size, bit depth, alpha and metadata.
 
 Output names: a file given directly or through a glob is written to `OUT/<its name>`; a file found in a folder
 argument keeps its path relative to that folder, under the folder's own name when several folders are given (so two
