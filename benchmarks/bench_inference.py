@@ -17,7 +17,7 @@ Sections:
            sizes, in this process with the `nafft` command's malloc settings: where tiling starts to pay on the CPU
            (what `Predictor`'s automatic tiling uses: nafft.inference.predict.whole_slowdown, FAST_TILE_BYTES).
   speed    `nafft deblur` of 1, 4 and 12 megapixel PNGs (4:3) whole (`--tile 0`), tiled (`--tile 512`) and with the
-           automatic choice, each in a fresh process: wall time and peak RSS (README's whole-vs-tiled table).
+           automatic choice, each in a fresh process: wall time and peak RSS (the whole-or-tiled table of docs/benchmarks.md).
 
 Models have random weights (seeded; zero-initialised layer scales made non-zero so every block acts) unless
 `--checkpoint` gives a nafnet-small-sized checkpoint for the tiling and memory sections.
