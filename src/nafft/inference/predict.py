@@ -42,8 +42,8 @@ ACTIVATION_FACTOR = 18.0
 MIN_TILE_MULTIPLES = 4
 # CPU speed: an activation buffer above glibc's largest mmap threshold (32 MiB, also what `nafft.malloc_tuning` sets) is
 # returned to the kernel when freed and page-faulted in again at the next allocation. Measured with
-# `benchmarks/bench_inference.py --sections crossover` (1 thread, TLC on; docs/benchmarks.md "Whole or tiled"): whole images whose
-# full-resolution buffers exceed it run slower per pixel the larger they are (nafnet-small: 2.1 s/MP at 512x512,
+# `benchmarks/bench_inference.py --sections crossover` (1 thread, TLC on; docs/benchmarks.md "Whole or tiled"): whole
+# images whose full-resolution buffers exceed it run slower per pixel the larger they are (nafnet-small: 2.1 s/MP at 512x512,
 # 4.8 at 768, 7.5 at 2048; nafnet-w32: 11.4 s/MP at 384, 14.3 at 512, 22.8 at 1024), while tiles whose buffers stay
 # well under it hold their speed (256-384 px tiles of nafnet-small, 8-19 MiB buffers: 1.3-1.7 s/MP, overlaps included;
 # 352 px tiles of nafnet-w32, 31.7 MiB buffers, were already slow). `whole_slowdown` is fitted to those figures.
