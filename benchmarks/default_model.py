@@ -185,7 +185,8 @@ def per_image(run: Path, name: str) -> list[dict]:
 
 
 def figure(args) -> None:
-    """The README's picture, blur | model | sharp, from the outputs a quality run saved in OUT: the sets' images at
+    """The README's picture, blur | model | sharp, from the outputs a quality run saved in OUT (labelled with
+    --checkpoint's file name, or nafft-photo without one): the sets' images at
     the median gain of the first --set (the shake), at the median gain of the second (sharp photographs with a
     blurred background: should come back unchanged), and the worst image of all --set sets."""
     from nafft.data.io import read_image, write_image
