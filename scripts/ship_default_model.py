@@ -192,6 +192,9 @@ def main() -> int:
             "data and training": "scripts/default_model.sh",
             "scores": "python benchmarks/default_model.py quality --checkpoint CKPT --suite data/default/heldout",
             "speed": "python benchmarks/default_model.py speed",
+            "ship": (f"python scripts/ship_default_model.py --run runs/{fresh[-1]['run'].name} --checkpoint CKPT "
+                     "--quality runs/default_model/quality.json --speed runs/default_model/speed.json"
+                     + "".join(f" --recipe {recipe}" for recipe in recipes)),
         },
     }
     tensors = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in load_file(str(checkpoint)).items()}
@@ -289,11 +292,9 @@ def render(card: dict, size: float, diff: float) -> str:
               "python benchmarks/default_model.py quality --checkpoint CKPT --suite data/default/heldout "
               "--out runs/default_model",
               "python benchmarks/default_model.py speed --out runs/default_model",
-              "python benchmarks/default_model.py figure --checkpoint CKPT --suite data/default/heldout --out "
-              "runs/default_model --figure docs/images/default_model_suite.jpg",
-              f"python scripts/ship_default_model.py --run runs/{last['run']} --checkpoint CKPT \\",
-              "    --quality runs/default_model/quality.json --speed runs/default_model/speed.json"
-              + "".join(f" --recipe {stage['recipe'].split()[0]}" for stage in t[-1:] if len(t) > 1), "```", "",
+              "python benchmarks/default_model.py figure --suite data/default/heldout --out runs/default_model "
+              "--figure docs/images/default_model_suite.jpg",
+              card["commands"]["ship"], "```", "",
               "On one GPU, `make default-model-gpu` makes the same data, trains the recipe `nafft-photo-gpu` from these "
               "weights (`--init`) for at most 7.5 minutes (`train.max_minutes`) and scores the result on the same "
               "suite; it has not yet run on a GPU (none has been available to this project)."]
