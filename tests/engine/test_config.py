@@ -153,9 +153,9 @@ def test_every_config_file_loads_and_small_ones_fit_a_cpu():
     # the default model's later recipes: the same architecture (a warm start loads every tensor); the GPU one
     # stops within 8 minutes
     cpu, gpu = load_config(CONFIGS / "nafft-photo.yaml"), load_config(CONFIGS / "nafft-photo-gpu.yaml")
-    stage2, stage3 = (load_config(CONFIGS / f"nafft-photo-stage{n}.yaml") for n in (2, 3))
-    assert gpu.model_config() == cpu.model_config() == stage2.model_config() == stage3.model_config()
-    assert stage2.model["init"] and stage3.model["init"]
+    stages = [load_config(CONFIGS / f"nafft-photo-stage{n}.yaml") for n in (2, 3, 4)]
+    assert all(stage.model_config() == cpu.model_config() == gpu.model_config() for stage in stages)
+    assert all(stage.model["init"] for stage in stages)
     assert 0 < gpu.train.max_minutes <= 8 and gpu.train.amp == "bf16"
 
 
