@@ -50,6 +50,10 @@ CANDIDATES: dict[str, dict] = {
     # (its new tensors start fresh, the others from stage 1)
     "warm": {"model": {"init": STAGE1}, "optim": {"lr": 4.0e-4}},
     "warm-block-fft": {"model": {"init": STAGE1, "block_fft": True}, "optim": {"lr": 4.0e-4}},
+    # the notes' final model warm-started the same way: its DO-Conv layers start as stage 1's convolutions
+    # (`load_matching`), its ECA and FFT-skip tensors fresh
+    "warm-notes-final": {"model": {"init": STAGE1, "attention": "eca", "skip": "fft", "conv": "doconv"},
+                         "loss": {"psnr": 0.0, "l1": 1.0}, "optim": {"lr": 4.0e-4}},
 }
 
 

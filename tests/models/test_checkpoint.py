@@ -6,7 +6,7 @@ import torch
 from benchmarks.reference.nafnet import RefNAFNet
 
 from nafft.errors import CheckpointError
-from nafft.models import ModelConfig, build_model, load_model, read_metadata, save_model
+from nafft.models import ModelConfig, build_model, load_matching, load_model, read_metadata, save_model
 from tests.models.conftest import TINY, randomize
 
 
@@ -111,3 +111,18 @@ def test_a_plain_pickle_file_is_refused(tmp_path):
     path.write_bytes(pickle.dumps([1, 2, 3], protocol=2))
     with pytest.raises(CheckpointError):
         load_model(path)
+
+
+def test_a_warm_start_turns_plain_convolutions_into_equal_doconv_layers(tmp_path):
+    # plain NAFNet weights into the DO-Conv variant: every kernel becomes its layer's W with D at zero, so the
+    # network computes what the plain one did; the tensors it lacks (none here) would keep their initialisation
+    plain = randomize(build_model(ModelConfig(**TINY))).eval()
+    path = save_model(plain, tmp_path / "plain.safetensors")
+    doconv = randomize(build_model(ModelConfig(**TINY, conv="doconv")), seed=1).eval()
+    x = torch.rand(1, 3, 20, 24)
+    with torch.no_grad():
+        assert (doconv(x) - plain(x)).abs().max() > 1e-2  # different before
+        loaded, left = load_matching(doconv, path)
+        assert left == [] and any(name.endswith(".W") for name in loaded)
+        assert all(not d.any() for name, d in doconv.state_dict().items() if name.endswith(".D"))
+        torch.testing.assert_close(doconv(x), plain(x), rtol=0, atol=1e-5)

@@ -276,7 +276,23 @@ def load_matching(model: nn.Module, path: str | Path) -> tuple[list[str], list[s
     state, _ = read_state_dict(path)
     own = model.state_dict()
     matching = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    matching.update(_plain_into_doconv(state, own))
     if not matching:
         raise CheckpointError(f"{path}: no tensor of this file fits the model (another architecture?)")
     model.load_state_dict(matching, strict=False)
     return sorted(matching), sorted(k for k in own if k not in matching)
+
+
+def _plain_into_doconv(state: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A plain convolution's `X.weight` (out, in, M, N) for the model's DO-Conv `X.W` (out, in, M*N) with its
+    `X.D` at zero: with D = 0 the composed kernel is W itself, so the DO-Conv layer starts as the plain one did."""
+    mapped = {}
+    for name, target in own.items():
+        prefix = name[: -len(".W")] if name.endswith(".W") else None
+        source = state.get(f"{prefix}.weight") if prefix else None
+        if source is None or source.dim() != 4 or target.shape != (*source.shape[:2], source.shape[2] * source.shape[3]):
+            continue
+        mapped[name] = source.reshape(target.shape)
+        if f"{prefix}.D" in own:
+            mapped[f"{prefix}.D"] = torch.zeros_like(own[f"{prefix}.D"])
+    return mapped
