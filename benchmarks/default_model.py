@@ -74,7 +74,7 @@ def set_statistics(rows: list[dict], out_images: Path, folder: Path) -> dict:
     for r in rows:
         output = read_image(out_images / (r["name"].rsplit(".", 1)[0] + ".png")).rgb.astype(np.float64)
         target = read_image(folder / "sharp" / r["name"].split("/")[-1]).rgb.astype(np.float64)
-        shifts.append(float(output.mean() - target.mean()))
+        shifts.append(255.0 * float(output.mean() - target.mean()))  # read_image gives [0, 1]
     worst = min(rows, key=lambda r: r["gain"])
     return {"images": len(rows), "input_psnr": float(np.mean([float(r["input_psnr"]) for r in rows])),
             "psnr": float(np.mean([float(r["psnr"]) for r in rows])), "gain": float(np.mean(gains)),
