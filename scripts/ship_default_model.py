@@ -254,13 +254,21 @@ def render(card: dict, size: float, diff: float) -> str:
              "## Training", "",
              *describe_stages(t),
              "", "## Data", "",
-             "Synthetic pairs from `nafft synth`'s realistic generator ([data](data.md#nafft-synth-training-pairs-"
-             "without-downloads)), made by `scripts/default_model.sh`:", ""]
+             "Synthetic pairs from `nafft synth` ([data](data.md#nafft-synth-training-pairs-without-downloads)), "
+             "its realistic generator unless the blur is `shake`, made by `scripts/default_model.sh`:", ""]
     for d in card["data"]:
         photos = f" from {len(d['photographs'])} photographs ({', '.join(d['photographs'])})" if d["photographs"] \
             else " (dead leaves)"
         focus = (f", out-of-focus scenes {d.get('soft', 0)} (disc radius {d.get('soft_radius', [1.0, 4.0])} px, bokeh "
                  f"{d.get('bokeh', 0)})" if d.get("soft") else "")
+        if d["blur"] == "shake":  # the random-walk kernels take none of the camera options
+            from nafft.data.synth.motion import SHAKE_EXTENT_PX
+
+            low, high = (d.get("strength", 1.0) * px for px in SHAKE_EXTENT_PX)
+            lines.append(f"- `{d['folder']}`: {d['pairs']:,} pairs of {d['size']}x{d['size']}{photos}; blur shake "
+                         f"(random-walk kernels, largest extent {low:g}-{high:g} px, in linear light; sRGB, Gaussian "
+                         "noise, 8 bits; none of the camera options).")
+            continue
         lines.append(f"- `{d['folder']}`: {d['pairs']:,} pairs of {d['size']}x{d['size']}{photos}; blur {d['blur']}, "
                      f"long {d['long_motion']}, still {d['still']}, log-uniform lengths {d.get('log_uniform', 0)}, "
                      f"defocus {d['defocus']}{focus}, noise gain {d.get('noise_gain', [0.25, 4.0])}, saturation "
