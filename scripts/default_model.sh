@@ -69,11 +69,13 @@ if [ "$GPU" != 1 ]; then
     # weights/nafft-photo-stage1.safetensors; --set train.stop_at=0 with --resume trains on to the schedule's end
     "$NAFFT" train -c nafft-photo -o "$RUN" --resume --threads "$THREADS" --set train.stop_at=8500
     # stage 2 starts from the kept stage-1 weights (recipe nafft-photo-stage2, model.init) and stops at 3,000;
-    # stage 3 starts from its EMA weights there (recipe nafft-photo-stage3), stage 4 from stage 3's last EMA weights
+    # stage 3 starts from its EMA weights there (recipe nafft-photo-stage3); stage 4 from stage 3's last EMA weights,
+    # stopped at 12,000 of its 14,000 iterations (learning rate 1e-5 there, nearly annealed)
     "$NAFFT" train -c nafft-photo-stage2 -o runs/nafft-photo-stage2 --resume --threads "$THREADS" \
         --set train.stop_at=3000
     "$NAFFT" train -c nafft-photo-stage3 -o runs/nafft-photo-stage3 --resume --threads "$THREADS"
-    "$NAFFT" train -c nafft-photo-stage4 -o runs/nafft-photo-stage4 --resume --threads "$THREADS"
+    "$NAFFT" train -c nafft-photo-stage4 -o runs/nafft-photo-stage4 --resume --threads "$THREADS" \
+        --set train.stop_at=12000
     exit 0
 fi
 "$NAFFT" train -c nafft-photo-gpu -o "$RUN" --resume --init src/nafft/weights/nafft-photo.safetensors --no-progress
