@@ -24,10 +24,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from nafft.atomic_files import atomic_write_text
 from nafft.data.io import ImageReadError, decode_image, list_images, write_image
 from nafft.data.pair_folders import PAIR_FOLDERS, Pair, scan_pairs
 from nafft.errors import UserError
-from nafft.atomic_files import atomic_write_text
 
 OUT_FOLDERS = PAIR_FOLDERS[0]  # ("blur", "sharp")
 MANIFEST = "prepare.json"

@@ -42,8 +42,8 @@ import torch
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
-from nafft.errors import UserError
 from nafft.atomic_files import atomic_write_bytes  # noqa: F401 (re-exported: data writers import it from here)
+from nafft.errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 _FORMATS = {

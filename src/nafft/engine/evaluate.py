@@ -35,10 +35,10 @@ from typing import Any
 
 import numpy as np
 
+from nafft.atomic_files import atomic_write_text
 from nafft.data.io import image_to_tensor, read_image, write_image
 from nafft.data.pair_folders import Roots, gather_pairs
 from nafft.errors import UserError
-from nafft.atomic_files import atomic_write_text
 from nafft.inference.opened_model import OpenedModel
 from nafft.inference.predict import Predictor
 from nafft.metrics import METRICS, mean_finite, ssim_and_ssim3d, to_uint8

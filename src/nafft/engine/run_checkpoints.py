@@ -35,8 +35,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from nafft.errors import CheckpointError
 from nafft.atomic_files import atomic_write
+from nafft.errors import CheckpointError
 from nafft.models.checkpoint import ITERATION_KEY, STATE_KEY, TRAIN_CONFIG_KEY, WEIGHTS_KEY
 
 _STATE_RE = re.compile(r"^state_(\d{7,})\.safetensors$")

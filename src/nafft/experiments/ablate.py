@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from nafft.atomic_files import atomic_write_text
 from nafft.errors import UserError
 from nafft.experiments.plots import plot_curves, plot_differences
 from nafft.experiments.runs import (
@@ -42,7 +43,6 @@ from nafft.experiments.runs import (
     write_shared_init,
 )
 from nafft.experiments.stats import paired_differences, paired_interval
-from nafft.atomic_files import atomic_write_text
 from nafft.typed_config import diff_keys, to_dict
 
 log = logging.getLogger(__name__)

@@ -17,9 +17,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from nafft.atomic_files import atomic_write_text
 from nafft.experiments.ablate import AblationOptions, Layout
 from nafft.experiments.runs import SynthPlan, comparison_panels
-from nafft.atomic_files import atomic_write_text
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
+from nafft.atomic_files import atomic_write_text
 from nafft.engine.config import find_config  # noqa: F401 (the recipes' lookup, imported from here by scripts)
 from nafft.errors import UserError
-from nafft.atomic_files import atomic_write_text
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from nafft.errors import UserError
 from nafft.atomic_files import commit_temp, new_temp
+from nafft.errors import UserError
 from nafft.inference.opened_model import OpenedModel
 from nafft.models import (
     NAFNet,

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from nafft import __version__
-from nafft.errors import CheckpointError, ConfigError
 from nafft.atomic_files import atomic_write
+from nafft.errors import CheckpointError, ConfigError
 from nafft.models.architecture import ModelConfig, resolve_config
 from nafft.models.attention import eca_kernel_size
 from nafft.models.convert import unwrap

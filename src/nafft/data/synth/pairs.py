@@ -33,10 +33,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nafft.atomic_files import atomic_write_bytes
 from nafft.data.io import list_images, write_image
 from nafft.data.synth import camera, motion, scenes
 from nafft.errors import UserError
-from nafft.atomic_files import atomic_write_bytes
 from nafft.metrics import psnr
 
 SOURCES = ("deadleaves", "packages", "skimage")
