@@ -18,6 +18,7 @@ PY=${PY:-.venv/bin/python}
 NAFFT=${NAFFT:-.venv/bin/nafft}
 THREADS=${NAFFT_THREADS:-1}
 GPU=${NAFFT_GPU:-0}
+STAGE4=${NAFFT_STAGE4:-0}
 WORKERS=2
 [ "$GPU" = 1 ] && WORKERS=$(nproc)
 
@@ -55,12 +56,16 @@ IDENTITY=(--still 1.0 --long-motion 0 --soft 0.45 --soft-radius 1-32 --bokeh 0.5
           --jpeg 0.25 --jpeg-quality 85-95)
 synth --source "$DATA/photos/train" --count 800 --size 256 --seed 3010 "${IDENTITY[@]}" -o "$DATA/identity_photos"
 synth --source deadleaves --count 200 --size 256 --seed 3011 "${IDENTITY[@]}" -o "$DATA/identity_leaves"
-# stage 4 (not shipped): identity pairs of wholly soft scenes, and random-walk shake kernels as a second blur family
-SOFT_IDENTITY=(--still 1.0 --long-motion 0 --soft 1.0 --soft-radius 0.7-12 --bokeh 0.3 --noise-gain 0.005-0.5
-               --defocus 0 --jpeg 0.25 --jpeg-quality 85-95)
-synth --source "$DATA/photos/train" --count 800 --size 256 --seed 3020 "${SOFT_IDENTITY[@]}" -o "$DATA/identity_soft"
-synth --source "$DATA/photos/train" --count 1600 --size 256 --seed 3021 --blur shake -o "$DATA/shake_photos"
-synth --source deadleaves --count 400 --size 256 --seed 3022 --blur shake -o "$DATA/shake_leaves"
+# stage 4 (measured, not shipped; NAFFT_STAGE4=1): identity pairs of wholly soft scenes, and random-walk shake
+# kernels as a second blur family
+if [ "$STAGE4" = 1 ]; then
+    SOFT_IDENTITY=(--still 1.0 --long-motion 0 --soft 1.0 --soft-radius 0.7-12 --bokeh 0.3 --noise-gain 0.005-0.5
+                   --defocus 0 --jpeg 0.25 --jpeg-quality 85-95)
+    synth --source "$DATA/photos/train" --count 800 --size 256 --seed 3020 "${SOFT_IDENTITY[@]}" \
+        -o "$DATA/identity_soft"
+    synth --source "$DATA/photos/train" --count 1600 --size 256 --seed 3021 --blur shake -o "$DATA/shake_photos"
+    synth --source deadleaves --count 400 --size 256 --seed 3022 --blur shake -o "$DATA/shake_leaves"
+fi
 "$PY" benchmarks/heldout_sets.py "$DATA/photos/test" --out "$DATA/heldout"
 "$PY" benchmarks/heldout_sets.py "$DATA/photos/val" --out "$DATA/heldout-val" --views 6
 
@@ -75,7 +80,7 @@ if [ "$GPU" != 1 ]; then
     "$NAFFT" train -c nafft-photo-stage3 -o runs/nafft-photo-stage3 --resume --threads "$THREADS"
     # stage 4 (measured, not shipped: docs/trust.md), from stage 3's last EMA weights, stopped at 12,000 of its
     # 14,000 iterations; NAFFT_STAGE4=1 trains it too
-    if [ "${NAFFT_STAGE4:-0}" = 1 ]; then
+    if [ "$STAGE4" = 1 ]; then
         "$NAFFT" train -c nafft-photo-stage4 -o runs/nafft-photo-stage4 --resume --threads "$THREADS" \
             --set train.stop_at=12000
     fi

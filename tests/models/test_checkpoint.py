@@ -126,3 +126,13 @@ def test_a_warm_start_turns_plain_convolutions_into_equal_doconv_layers(tmp_path
         assert left == [] and any(name.endswith(".W") for name in loaded)
         assert all(not d.any() for name, d in doconv.state_dict().items() if name.endswith(".D"))
         torch.testing.assert_close(doconv(x), plain(x), rtol=0, atol=1e-5)
+    # a file that names DO-Conv tensors itself (an ablation's shared initialisation) is taken by name only
+    state = {k: v.detach().clone().contiguous() for k, v in plain.state_dict().items()}
+    fresh = build_model(ModelConfig(**TINY, conv="doconv"))
+    named = next(k for k in fresh.state_dict() if k.endswith(".W")).removesuffix(".W")
+    state[f"{named}.W"] = state[f"{named}.weight"].flatten(2).clone()
+    from safetensors.torch import save_file
+
+    save_file(state, str(tmp_path / "named.safetensors"))
+    loaded, left = load_matching(fresh, tmp_path / "named.safetensors")
+    assert f"{named}.W" in loaded and sum(name.endswith(".W") for name in loaded) == 1

@@ -285,8 +285,12 @@ def load_matching(model: nn.Module, path: str | Path) -> tuple[list[str], list[s
 
 def _plain_into_doconv(state: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A plain convolution's `X.weight` (out, in, M, N) for the model's DO-Conv `X.W` (out, in, M*N) with its
-    `X.D` at zero: with D = 0 the composed kernel is W itself, so the DO-Conv layer starts as the plain one did."""
+    `X.D` at zero: with D = 0 the composed kernel is W itself, so the DO-Conv layer starts as the plain one did.
+    Only for files without DO-Conv tensors: one that names them (a paired ablation's shared initialisation,
+    `nafft.experiments.runs.shared_init_state`) already says how each DO-Conv layer starts."""
     mapped = {}
+    if any(name.endswith(".W") for name in state):
+        return mapped
     for name, target in own.items():
         prefix = name[: -len(".W")] if name.endswith(".W") else None
         source = state.get(f"{prefix}.weight") if prefix else None
