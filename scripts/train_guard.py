@@ -1,0 +1,85 @@
+"""Train the strength guard of a model (`nafft.inference.guard`, `nafft.engine.guard_training`).
+
+    python scripts/train_guard.py --model nafft-photo --pairs data/default/guard/trust ... \\
+        --val sharp-low=data/default/heldout-val/sharp-low ... --out runs/guard/nafft-photo.safetensors
+
+The model restores every pair once (cached in --cache, so settings can be tried without restoring again), the
+guard trains on the training pairs and is scored on each --val set after every epoch (mean / worst gain in dB at
+strength 1 and under the guard, and its mean strength); --out gets the last epoch's guard with a card naming the
+model file (and its SHA-256), the pairs, the settings and the validation scores. `--history` writes the per-epoch
+scores as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from nafft.engine.guard_training import GuardTrainConfig, Restored, restore_pairs, train_guard
+from nafft.inference import open_model
+from nafft.inference.guard import save_guard
+
+
+def _pack(examples: list[Restored]) -> dict:
+    return {"name": [e.name for e in examples], "image": [e.image for e in examples],
+            "restored": [e.restored for e in examples], "target": [e.target for e in examples]}
+
+
+def _unpack(packed: dict) -> list[Restored]:
+    return [Restored(*row) for row in zip(packed["name"], packed["image"], packed["restored"], packed["target"])]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="nafft-photo", help="bundled model name or weight file")
+    p.add_argument("--pairs", action="append", required=True, type=Path, help="training pair folder (repeat)")
+    p.add_argument("--val", action="append", default=[], help="NAME=FOLDER validation pair folder (repeat)")
+    p.add_argument("--out", type=Path, required=True, help="guard file to write (.safetensors)")
+    p.add_argument("--cache", type=Path, help="restorations cache (.pt), made when missing")
+    p.add_argument("--history", type=Path, help="per-epoch scores (.json)")
+    p.add_argument("--threads", type=int, default=2)
+    for field, default in asdict(GuardTrainConfig()).items():
+        p.add_argument(f"--{field.replace('_', '-')}", type=type(default), default=default)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    config = GuardTrainConfig(**{k: getattr(args, k) for k in asdict(GuardTrainConfig())})
+    val_specs = dict(v.split("=", 1) for v in args.val)
+
+    model = open_model(args.model, device="cpu")
+    if args.cache is not None and args.cache.is_file():
+        cached = torch.load(args.cache, weights_only=True)
+        train, val = _unpack(cached["train"]), {k: _unpack(v) for k, v in cached["val"].items()}
+    else:
+        train = restore_pairs(model, [str(f) for f in args.pairs])
+        val = {name: restore_pairs(model, folder) for name, folder in val_specs.items()}
+        if args.cache is not None:
+            args.cache.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"train": _pack(train), "val": {k: _pack(v) for k, v in val.items()}}, args.cache)
+    print(f"{len(train)} training pairs; validation: " + ", ".join(f"{k} {len(v)}" for k, v in val.items()),
+          flush=True)
+
+    guard, history = train_guard(train, config, val)
+    for entry in history:
+        cells = "  ".join(f"{k} {v['full']:+.2f}/{v['full_worst']:+.2f} -> {v['guarded']:+.2f}/"
+                          f"{v['guarded_worst']:+.2f} (S {v['strength']:.2f})"
+                          for k, v in entry.items() if isinstance(v, dict))
+        print(f"epoch {entry['epoch']:3d} loss {entry['loss']:.3f}  {cells}", flush=True)
+    digest = hashlib.sha256(model.path.read_bytes()).hexdigest() if model.path is not None else None
+    card = {"model": model.name, "model_sha256": digest, "pairs": [str(f) for f in args.pairs],
+            "training_pairs": len(train), "config": asdict(config), "validation": history[-1] if history else {}}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    save_guard(guard, args.out, card)
+    if args.history is not None:
+        args.history.write_text(json.dumps(history, indent=1) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
