@@ -55,6 +55,16 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def strength(text: str) -> float | str:
+    """"auto" or a number from 0 to 1."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return unit_float(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number from 0 to 1, got '{text}'") from None
+
+
 def unit_float(text: str) -> float:
     """A number from 0 to 1."""
     try:

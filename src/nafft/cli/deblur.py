@@ -12,7 +12,7 @@ from nafft.cli.args import (
     non_negative_int,
     positive_float,
     positive_int,
-    unit_float,
+    strength,
 )
 
 HELP = "deblur image files, folders or globs, and videos (any size; keeps bit depth, alpha and metadata)"
@@ -24,6 +24,11 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
         "--checkpoint", metavar="CKPT",
         help="weights: a nafft .safetensors, an official NAFNet .pth or a bundled model's name (default: the "
              "bundled default model, see `nafft models`)"
+    )
+    parser.add_argument(
+        "--guard", metavar="FILE",
+        help="the strength guard that --strength auto asks (default: a bundled model's own; other weights have "
+             "none, and auto is then 1); made by scripts/train_guard.py"
     )
     parser.add_argument("--device", type=device, default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     parser.add_argument(
@@ -51,9 +56,10 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
         "--self-ensemble", action="store_true", help="average over 8 flips/transpositions (8x time)"
     )
     parser.add_argument(
-        "--strength", type=unit_float, default=1.0, metavar="S",
+        "--strength", type=strength, default=1.0, metavar="S",
         help="how much of the restoration to apply, 0..1: S x restored + (1 - S) x input, blended before the "
-             "one rounding (1, the default: the full restoration; 0: the input's pixels)"
+             "one rounding (1, the default: the full restoration; 0: the input's pixels); auto: the model's guard "
+             "chooses S per image (docs/trust.md)"
     )
     parser.add_argument("--half", action="store_true", help="float16 inference (CUDA only)")
     parser.add_argument(
@@ -83,7 +89,8 @@ def open_from_args(args: argparse.Namespace):
     from nafft.errors import UserError
     from nafft.inference.opened_model import default_model_note, open_model
 
-    opened = open_model(args.checkpoint, device=args.device, tlc=args.tlc, channels_last=args.channels_last)
+    opened = open_model(args.checkpoint, device=args.device, tlc=args.tlc, channels_last=args.channels_last,
+                        guard=args.guard if args.guard is not None else True)
     if not opened.trained:
         raise UserError(f"--checkpoint {args.checkpoint}: a preset has untrained weights; give a weight file or a "
                         "bundled model (`nafft models`)")

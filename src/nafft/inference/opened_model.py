@@ -116,6 +116,8 @@ class OpenedModel:
             else "default".
         metadata: the weight file's metadata ({} for `.pth` files, presets and networks).
         card: the model card of a bundled model or of a weight file that carries one ({} otherwise).
+        guard: the strength guard that `--strength auto` asks (`nafft.inference.guard`): a bundled model's own, or
+            one given to `open_model`; None: auto means strength 1.
     """
 
     network: nn.Module
@@ -128,6 +130,7 @@ class OpenedModel:
     train_size_source: str = "default"
     metadata: dict[str, str] = field(default_factory=dict)
     card: dict[str, Any] = field(default_factory=dict)
+    guard: nn.Module | None = None
 
     @classmethod
     def from_network(cls, network: nn.Module, device: str | torch.device = "auto", name: str = "network",
@@ -229,7 +232,7 @@ def _bundled() -> dict[str, Path]:
 
 
 def open_model(source: str | Path | None = None, device: str | torch.device = "auto", tlc: bool = True,
-               channels_last: bool | None = None) -> OpenedModel:
+               channels_last: bool | None = None, guard: bool | str | Path = True) -> OpenedModel:
     """Open weights for inference.
 
     Args:
@@ -241,6 +244,8 @@ def open_model(source: str | Path | None = None, device: str | torch.device = "a
             nafft stores), or 256 for official files and presets (NAFNet's GoPro crops); False: global pooling.
         channels_last: None (default): channels_last on the CPU, where it is about twice as fast, NCHW on CUDA; True
             or False force one.
+        guard: the strength guard for `--strength auto`: True (default) opens a bundled model's own guard (other
+            weights have none), a path opens that guard file, False opens none.
 
     Raises:
         UserError: a device this machine lacks, a name that is neither a file, a bundled model nor a preset, a file
@@ -286,9 +291,21 @@ def open_model(source: str | Path | None = None, device: str | torch.device = "a
     network = network.to(device)
     set_memory_format(network, channels_last)
     card = read_card(path) if CARD_KEY in metadata else {}
-    opened = OpenedModel(network, name, device, kind, architecture, path, size, size_source, metadata, card)
+    opened = OpenedModel(network, name, device, kind, architecture, path, size, size_source, metadata, card,
+                         _open_guard(guard, kind, name, device))
     log.debug("opened %s", opened.describe())
     return opened
+
+
+def _open_guard(guard: bool | str | Path, kind: str, name: str, device: torch.device) -> nn.Module | None:
+    from nafft.inference.guard import bundled_guard, load_guard
+
+    if guard is False or guard is None:
+        return None
+    if guard is True:
+        path = bundled_guard(name) if kind == "bundled" else None
+        return load_guard(path, device) if path is not None else None
+    return load_guard(guard, device)
 
 
 def default_model_note(source: str | Path | None) -> str | None:

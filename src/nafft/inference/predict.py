@@ -146,12 +146,18 @@ def self_ensemble(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tens
     return out / NUM_TRANSFORMS
 
 
-def check_strength(strength: float) -> float:
-    """`strength` as a float, or a UserError when it is not a number in [0, 1]."""
+AUTO = "auto"
+
+
+def check_strength(strength: float | str) -> float | str:
+    """`strength` as a float, or "auto" (the model's guard chooses it per image); a UserError when it is neither
+    "auto" nor a number in [0, 1]."""
+    if isinstance(strength, str) and strength.strip().lower() == AUTO:
+        return AUTO
     try:
         value = float(strength)
     except (TypeError, ValueError):
-        raise UserError(f"--strength must be a number from 0 to 1, got {strength!r}") from None
+        raise UserError(f"--strength must be 'auto' or a number from 0 to 1, got {strength!r}") from None
     if not 0.0 <= value <= 1.0:  # also refuses nan
         raise UserError(f"--strength must be from 0 to 1 (1: the full restoration, 0: the input), got {strength}")
     return value
@@ -187,7 +193,9 @@ class Predictor:
         memory_budget: bytes one forward pass may use for activations (default: from free memory).
         on_tile: called with (tiles done, tiles in the image) after every tile of a tiled prediction (progress).
         strength: how much of the restoration to apply, 0..1: the output is `blend(image, prediction, strength)`,
-            in float before anything rounds it (1, the default: the prediction itself; 0: the input).
+            in float before anything rounds it (1, the default: the prediction itself; 0: the input); "auto": the
+            model's guard chooses it per image (`nafft.inference.guard`; strength 1 for a model without one).
+            `last_strengths` holds the strengths used for the last call's images.
 
     Raises:
         UserError: a tile, overlap, memory budget, precision or strength outside its range, before anything is
@@ -203,7 +211,7 @@ class Predictor:
         half: bool = False,
         memory_budget: int | None = None,
         on_tile: Callable[[int, int], None] | None = None,
-        strength: float = 1.0,
+        strength: float | str = 1.0,
     ):
         self.opened = model
         self.device = model.device
@@ -238,6 +246,7 @@ class Predictor:
         self.on_tile = on_tile
         self.strength = check_strength(strength)
         self.last_tiles = 0  # tiles used by the last call (0: whole image)
+        self.last_strengths: list[float] = []  # the strength applied to each image of the last call
 
     def overlap_for(self, tile: int) -> int:
         """The overlap used with tiles of `tile` px: the one asked for, or 32 px capped at a third of the tile."""
@@ -297,7 +306,23 @@ class Predictor:
         else:
             tile = self.tile_for(h, w, x.shape[0])
             out = self._forward(x) if tile is None else self.predict_tiled(x, tile)
+            if self.strength == AUTO:
+                return self._guarded(x, out, single)
             out = blend(x, out, self.strength)
+        self.last_strengths = [float(self.strength)] * x.shape[0]
+        return out[0] if single else out
+
+    def _guarded(self, x: torch.Tensor, out: torch.Tensor, single: bool) -> torch.Tensor:
+        """The restoration blended with the input at the strength the model's guard chooses for each image."""
+        guard = self.opened.guard
+        if guard is None:  # no guard: the full restoration
+            self.last_strengths = [1.0] * x.shape[0]
+            return out[0] if single else out
+        dev = next(guard.parameters()).device
+        with torch.no_grad():
+            strengths = guard(x.to(dev, torch.float32), out.clamp(0.0, 1.0).to(dev)).float().cpu()
+        self.last_strengths = [float(s) for s in strengths]
+        out = out.sub_(x.to(torch.float32)).mul_(strengths.view(-1, 1, 1, 1)).add_(x.to(torch.float32))
         return out[0] if single else out
 
     def predict_tiled(self, x: torch.Tensor, tile: int) -> torch.Tensor:

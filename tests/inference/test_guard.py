@@ -1,0 +1,139 @@
+"""The strength guard: `--strength auto` chooses, per image, how much of the restoration to keep (issue 19)."""
+
+import argparse
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from nafft.cli import main
+from nafft.cli.args import strength
+from nafft.data.io import decode_image, write_image
+from nafft.errors import UserError
+from nafft.inference import Predictor, open_model
+from nafft.inference.guard import StrengthGuard, blend_strengths, load_guard, read_guard_card, save_guard
+from nafft.inference.predict import check_strength
+from tests.inference.conftest import save_tiny_checkpoint
+
+
+def fixed_guard(bias: float, width: int = 4) -> StrengthGuard:
+    """A guard whose answer is sigmoid(bias) whatever it sees."""
+    guard = StrengthGuard(width)
+    with torch.no_grad():
+        guard.head[-1].weight.zero_()
+        guard.head[-1].bias.fill_(bias)
+    return guard.eval()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors")
+
+
+def test_one_strength_per_image_in_the_unit_interval():
+    torch.manual_seed(0)
+    guard = StrengthGuard(6).eval()
+    x = torch.rand(3, 3, 40, 56)
+    s = guard(x, x + 0.05 * torch.randn_like(x))
+    assert s.shape == (3,) and bool(((s > 0) & (s < 1)).all())
+    # each image is judged alone: the same image gets the same strength in any batch
+    torch.testing.assert_close(guard(x[1:2], x[1:2] + 0.0), guard(x, x)[1:2])
+
+
+def test_pooled_features_are_the_mean_and_std_of_the_feature_map_and_tiling_changes_them_only_at_borders():
+    torch.manual_seed(0)
+    guard = StrengthGuard(4).eval()
+    x, y = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        f = guard.features(torch.cat([x - 0.5, 8.0 * (y - x)], dim=1))
+        whole = guard.pooled(x, y, tile=512)
+        tiled = guard.pooled(x, y, tile=32)
+    expected = torch.cat([f.mean(dim=(2, 3)), f.std(dim=(2, 3), correction=0)], dim=1)
+    torch.testing.assert_close(whole, expected, rtol=1e-4, atol=1e-5)
+    assert not torch.equal(tiled, whole)  # the tiles' zero padding shows at their borders...
+    torch.testing.assert_close(tiled, whole, rtol=0.1, atol=0.02)  # ...and only there
+
+
+def test_blend_strengths_blends_each_image_with_its_own_strength():
+    x, y = torch.zeros(2, 3, 4, 4), torch.ones(2, 3, 4, 4)
+    out = blend_strengths(x, y, torch.tensor([0.25, 1.0]))
+    assert torch.all(out[0] == 0.25) and torch.all(out[1] == 1.0)
+
+
+def test_save_and_load_keep_the_weights_and_the_card(tmp_path):
+    torch.manual_seed(1)
+    guard = StrengthGuard(5).eval()
+    path = tmp_path / "g.safetensors"
+    save_guard(guard, path, {"model": "tiny", "note": "test"})
+    loaded = load_guard(path)
+    assert loaded.width == 5 and read_guard_card(path)["model"] == "tiny" and loaded.card["note"] == "test"
+    x = torch.rand(2, 3, 24, 24)
+    torch.testing.assert_close(loaded(x, x.flip(-1)), guard(x, x.flip(-1)))
+    assert not any(p.requires_grad for p in loaded.parameters())
+
+
+def test_files_that_are_not_guards_are_refused_in_one_line_naming_them(tmp_path):
+    with pytest.raises(UserError, match=r"missing\.safetensors: no such guard file"):
+        load_guard(tmp_path / "missing.safetensors")
+    text = tmp_path / "text.safetensors"
+    text.write_text("not tensors")
+    with pytest.raises(UserError, match=r"text\.safetensors: not a safetensors file"):
+        load_guard(text)
+    plain = tmp_path / "plain.safetensors"
+    save_file({"w": torch.zeros(2)}, str(plain))
+    with pytest.raises(UserError, match=r"plain\.safetensors: not a nafft guard"):
+        load_guard(plain)
+    wrong = tmp_path / "wrong.safetensors"
+    save_guard(StrengthGuard(4), wrong, {})
+    bad = load_guard(wrong).state_dict()
+    save_file({k: v[..., :1].contiguous() if v.ndim else v for k, v in bad.items()}, str(wrong),
+              metadata={"nafft_guard": '{"width": 4}'})
+    with pytest.raises(UserError, match=r"wrong\.safetensors: guard tensors do not match a width-4 guard"):
+        load_guard(wrong)
+
+
+def test_strength_auto_is_accepted_by_the_checks_and_the_command_line():
+    assert check_strength("auto") == "auto" and check_strength(" AUTO ") == "auto"
+    assert check_strength(0.3) == 0.3
+    with pytest.raises(UserError, match="'auto' or a number from 0 to 1"):
+        check_strength("strong")
+    assert strength("Auto") == "auto" and strength("0.5") == 0.5
+    with pytest.raises(argparse.ArgumentTypeError, match="'auto' or a number from 0 to 1, got '2'"):
+        strength("2")
+
+
+@pytest.mark.parametrize("bias, expected", [(-40.0, 0.0), (40.0, 1.0)])
+def test_auto_applies_the_guards_strength(checkpoint, tmp_path, bias, expected):
+    guard_path = tmp_path / "guard.safetensors"
+    save_guard(fixed_guard(bias), guard_path, {"model": "tiny"})
+    opened = open_model(checkpoint, device="cpu", guard=guard_path)
+    x = torch.rand(2, 3, 33, 41)
+    auto = Predictor(opened, tile=0, strength="auto")
+    out = auto(x)
+    assert auto.last_strengths == pytest.approx([expected] * 2, abs=1e-6)
+    reference = Predictor(opened, tile=0, strength=expected)(x)
+    torch.testing.assert_close(out, reference, rtol=0, atol=1e-6)
+
+
+def test_auto_without_a_guard_is_the_full_restoration(checkpoint):
+    opened = open_model(checkpoint, device="cpu")
+    assert opened.guard is None  # a checkpoint has no guard unless one is given
+    x = torch.rand(3, 30, 37)
+    auto = Predictor(opened, tile=0, strength="auto")
+    assert torch.equal(auto(x), Predictor(opened, tile=0)(x)) and auto.last_strengths == [1.0]
+
+
+def test_a_middle_strength_from_the_guard_blends_before_the_one_rounding(checkpoint, tmp_path):
+    guard_path = tmp_path / "guard.safetensors"
+    save_guard(fixed_guard(0.0), guard_path, {"model": "tiny"})  # sigmoid(0) = 0.5
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_image(folder / "a.png", rng.random((30, 37, 3)))
+    common = ["--checkpoint", str(checkpoint), "--tile", "0"]
+    assert main(["deblur", str(folder), "-o", str(tmp_path / "auto"), "--strength", "auto", "--guard",
+                 str(guard_path), *common]) == 0
+    assert main(["deblur", str(folder), "-o", str(tmp_path / "half"), "--strength", "0.5", *common]) == 0
+    assert np.array_equal(decode_image(tmp_path / "auto" / "a.png")[0], decode_image(tmp_path / "half" / "a.png")[0])
+
