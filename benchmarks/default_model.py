@@ -80,7 +80,8 @@ def set_statistics(rows: list[dict], out_images: Path, folder: Path) -> dict:
             "psnr": float(np.mean([float(r["psnr"]) for r in rows])), "gain": float(np.mean(gains)),
             "median_gain": float(np.median(gains)), "worst_gain": worst["gain"], "worst_image": worst["name"],
             "best_gain": max(gains), "improved": sum(g > 0 for g in gains), "brightness_shift": float(np.mean(shifts)),
-            "largest_brightness_shift": float(max(shifts, key=abs))}
+            "largest_brightness_shift": float(max(shifts, key=abs)),
+            "strength": float(np.mean([float(r.get("strength") or 1.0) for r in rows]))}
 
 
 def floor_verdicts(results: dict) -> dict[str, str]:
@@ -105,7 +106,7 @@ def quality(args) -> dict:
     from nafft.engine.evaluate import evaluate_model
     from nafft.inference import open_model
 
-    model = open_model(args.checkpoint, device="cpu")
+    model = open_model(args.checkpoint, device="cpu", guard=args.guard if args.guard is not None else True)
     results = {}
     for spec in args.set:
         name, folder = spec.split("=", 1)
@@ -117,13 +118,14 @@ def quality(args) -> dict:
     checkpoint = model.path
     verdicts = floor_verdicts(results)
     lines = [f"checkpoint {checkpoint.name}; TLC {'on' if model.tlc else 'off'} (train size {model.train_size}); "
-             f"strength {args.strength:g}",
+             f"strength {args.strength}",
              "", "| set | images | input PSNR | output PSNR | gain dB | median | worst (image) | improved | "
-             "brightness shift | floor |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "brightness shift | strength | floor |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for name, r in results.items():
         lines.append(f"| {name} | {r['images']} | {r['input_psnr']:.2f} | {r['psnr']:.2f} | {r['gain']:+.2f} | "
                      f"{r['median_gain']:+.2f} | {r['worst_gain']:+.2f} ({r['worst_image'].split('/')[-1]}) | "
-                     f"{r['improved']}/{r['images']} | {r['brightness_shift']:+.2f} | {verdicts.get(name, '')} |")
+                     f"{r['improved']}/{r['images']} | {r['brightness_shift']:+.2f} | {r['strength']:.2f} | "
+                     f"{verdicts.get(name, '')} |")
     if verdicts:
         held = [n for n, v in verdicts.items() if v == "holds"]
         harmless = all(verdicts.get(n) == "holds" for n in DO_NO_HARM if n in verdicts)
@@ -251,6 +253,10 @@ def compare(args) -> None:
               f"{sum(d < 0 for d in values)}; largest losses " + ", ".join(f"{k} {d:+.2f}" for d, k in diff[:5]))
 
 
+def _strength(text: str) -> float | str:
+    return "auto" if text == "auto" else float(text)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("section", choices=("quality", "speed", "figure", "compare", "table"))
@@ -259,7 +265,10 @@ def main() -> int:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=FOLDER", help="quality: a pair folder")
     parser.add_argument("--suite", type=Path, help="quality: every set of a held-out suite (heldout_sets.py)")
     parser.add_argument("--panels", type=int, default=4, help="quality: comparison panels per set")
-    parser.add_argument("--strength", type=float, default=1.0, help="quality: nafft's --strength (default 1)")
+    parser.add_argument("--guard", type=Path, help="quality: the guard that --strength auto asks (default: a bundled "
+                        "model's own)")
+    parser.add_argument("--strength", type=_strength, default=1.0,
+                        help="quality: nafft's --strength, a number or auto (default 1)")
     parser.add_argument("--threads", type=int, default=None, help="speed: --threads of nafft deblur")
     parser.add_argument("--out", type=Path, default=Path("runs/default_model"))
     parser.add_argument("--figure", type=Path, default=Path("docs/images/default_model.jpg"), help="figure: output")

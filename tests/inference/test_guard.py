@@ -137,3 +137,64 @@ def test_a_middle_strength_from_the_guard_blends_before_the_one_rounding(checkpo
     assert main(["deblur", str(folder), "-o", str(tmp_path / "half"), "--strength", "0.5", *common]) == 0
     assert np.array_equal(decode_image(tmp_path / "auto" / "a.png")[0], decode_image(tmp_path / "half" / "a.png")[0])
 
+
+
+class ScriptedGuard(torch.nn.Module):
+    """Answers the strengths it is given, one per image, in order."""
+
+    def __init__(self, answers):
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(()))
+        self.answers = list(answers)
+
+    def forward(self, image, restored):
+        out = torch.tensor(self.answers[: image.shape[0]])
+        del self.answers[: image.shape[0]]
+        return out
+
+
+def darkened(guard) -> Predictor:
+    from nafft.inference import OpenedModel
+
+    class Darken(torch.nn.Module):
+        def forward(self, x):
+            return x * 0.5
+
+    opened = OpenedModel.from_network(Darken(), device="cpu")
+    opened.guard = guard
+    return Predictor(opened, tile=0, strength="auto")
+
+
+def test_each_image_of_a_batch_gets_the_guards_strength_for_it():
+    run = darkened(ScriptedGuard([0.0, 1.0, 0.5]))
+    x = torch.full((3, 3, 8, 8), 0.8)
+    out = run(x)
+    assert run.last_strengths == pytest.approx([0.0, 1.0, 0.5])
+    assert [round(float(v), 4) for v in out[:, 0, 0, 0]] == [0.8, 0.4, 0.6]
+
+
+def test_auto_smoothing_follows_the_guard_through_a_moving_average():
+    run = darkened(ScriptedGuard([1.0, 0.0, 0.0, 0.0]))
+    run.auto_smoothing = 0.5
+    x = torch.full((3, 8, 8), 0.8)
+    applied = []
+    for _ in range(4):
+        out = run(x)
+        applied.append(run.last_strengths[0])
+        assert float(out[0, 0, 0]) == pytest.approx(0.8 - 0.4 * applied[-1])
+    assert applied == pytest.approx([1.0, 0.5, 0.25, 0.125])
+
+
+def test_video_under_auto_starts_each_clip_afresh_and_smooths_the_strength(tmp_path):
+    pytest.importorskip("av")
+    from nafft.inference.video import AUTO_SMOOTHING, deblur_video
+    from tests.inference.test_video import make_clip
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=4)
+    run = darkened(ScriptedGuard([1.0, 0.0, 0.0, 0.0, 0.2]))
+    run.smoothed_strength = 0.9  # left over from another clip
+    assert deblur_video(clip, tmp_path / "out.mp4", run).error is None
+    expected = 1.0
+    for _ in range(3):
+        expected += AUTO_SMOOTHING * (0.0 - expected)
+    assert run.auto_smoothing == AUTO_SMOOTHING and run.smoothed_strength == pytest.approx(expected)

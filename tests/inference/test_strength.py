@@ -86,7 +86,7 @@ def test_out_of_range_strength_is_a_one_line_cli_error(tmp_path, checkpoint, inp
               "--strength", "2"])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        "nafft deblur: error: argument --strength: expected a number from 0 to 1, got 2")
+        "nafft deblur: error: argument --strength: expected 'auto' or a number from 0 to 1, got '2'")
     assert not (tmp_path / "o").exists()
 
 

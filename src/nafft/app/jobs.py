@@ -78,7 +78,7 @@ class Job:
     id: str
     name: str
     model: ModelChoice
-    strength: float
+    strength: float | str  # a number, or "auto": the model's guard chooses (`applied_strength` once done)
     source: Path
     target: Path
     state: str = "queued"
@@ -89,6 +89,7 @@ class Job:
     created: float = field(default_factory=time.monotonic)
     started: float | None = None
     finished: float | None = None
+    applied_strength: float | None = None
 
     @property
     def download_name(self) -> str:
@@ -102,7 +103,7 @@ class Job:
         return {
             "id": self.id, "name": self.name, "state": self.state, "message": self.message,
             "model": self.model.id, "model_title": self.model.title, "strength": self.strength,
-            "width": self.size[0], "height": self.size[1], "bit_depth": self.bit_depth,
+            "applied_strength": self.applied_strength, "width": self.size[0], "height": self.size[1], "bit_depth": self.bit_depth,
             "tiles_done": self.tiles[0], "tiles": self.tiles[1],
             "seconds": round((self.finished or now) - self.started, 2) if self.started is not None else None,
             "running": running, "download_name": self.download_name,
@@ -237,7 +238,8 @@ class JobQueue:
         """Remove what an upload that never became a job left (a refused or broken-off upload)."""
         shutil.rmtree(self.workdir / job_id, ignore_errors=True)
 
-    def submit(self, job_id: str, source: Path, name: str, model: str | None = None, strength: float = 1.0) -> Job:
+    def submit(self, job_id: str, source: Path, name: str, model: str | None = None,
+               strength: float | str = 1.0) -> Job:
         """Check an uploaded file and queue it.
 
         Raises:
@@ -334,6 +336,7 @@ class JobQueue:
             job.state, job.message = "error", result.error.replace(str(job.source), job.name)
             return
         job.bit_depth = result.bit_depth or 8
+        job.applied_strength = predictor.last_strengths[0] if predictor.last_strengths else None
         folder = job.source.parent.parent
         write_preview(job.source, folder / "before.png")
         write_preview(job.target, folder / "after.png")

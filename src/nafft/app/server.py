@@ -45,7 +45,8 @@ def build_app(jobs: JobQueue) -> Starlette:
     """The ASGI app serving the page and the API over `jobs`."""
 
     async def info(request: Request) -> JSONResponse:
-        models = [{"id": m.id, "title": m.title, "summary": m.summary} for m in jobs.models.values()]
+        models = [{"id": m.id, "title": m.title, "summary": m.summary, "guard": m.opened.guard is not None}
+                  for m in jobs.models.values()]
         device = next(iter(jobs.models.values())).opened.device
         return JSONResponse({
             "models": models, "default_model": jobs.default_model, "device": str(device),
@@ -56,10 +57,11 @@ def build_app(jobs: JobQueue) -> Starlette:
     async def create_job(request: Request) -> Response:
         params = request.query_params
         name = params.get("name", "")
+        raw = params.get("strength", "1")
         try:
-            strength = float(params.get("strength", "1"))
+            strength = "auto" if raw.strip().lower() == "auto" else float(raw)
         except ValueError:
-            return _error(f"strength must be a number from 0 to 1, got '{params.get('strength')}'", 400)
+            return _error(f"strength must be 'auto' or a number from 0 to 1, got '{raw}'", 400)
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > jobs.max_upload_bytes:
             return _error(f"{name}: {int(length) / 2**20:.0f} MiB is larger than any image within this server's "

@@ -214,6 +214,8 @@ def run(args: argparse.Namespace) -> int:
                     progress.write(f"nafft: error: {result.error}")
                 else:
                     done += 1
+                    if args.strength == "auto" and result.strength is not None:
+                        progress.write(f"{job.source}: strength {result.strength:.2f} (auto)")
                 progress.update(1, postfix=job.source.name)
         where = jobs[0].target if len(jobs) == 1 else args.out
         parts.append(f"deblurred {done} of {len(jobs)} images into {where}")

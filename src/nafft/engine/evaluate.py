@@ -46,7 +46,7 @@ from nafft.metrics import METRICS, mean_finite, ssim_and_ssim3d, to_uint8
 log = logging.getLogger(__name__)
 
 METRIC_KEYS = tuple(METRICS) + tuple(f"input_{k}" for k in METRICS)
-CSV_COLUMNS = ("name", *METRIC_KEYS, "height", "width", "seconds", "tiles")
+CSV_COLUMNS = ("name", *METRIC_KEYS, "height", "width", "seconds", "tiles", "strength")
 CONVENTIONS = {
     "psnr": "8-bit RGB, prediction clamped to [0, 1] and rounded, MSE over all pixels and channels, no border crop",
     "ssim": "MATLAB/BasicSR 2-D: per channel, 11x11 Gaussian (sigma 1.5), K1 0.01, K2 0.03, valid region, "
@@ -65,6 +65,7 @@ class ImageRecord:
     width: int
     seconds: float
     tiles: int = 0
+    strength: float = 1.0  # the blend strength applied (the guard's choice under --strength auto)
 
     def row(self) -> dict[str, Any]:
         return {
@@ -74,6 +75,7 @@ class ImageRecord:
             "width": self.width,
             "seconds": round(self.seconds, 4),
             "tiles": self.tiles,
+            "strength": round(self.strength, 4),
         }
 
 
@@ -145,7 +147,7 @@ def evaluate_model(
     self_ensemble: bool = False,
     half: bool = False,
     memory_budget: int | None = None,
-    strength: float = 1.0,
+    strength: float | str = 1.0,
     limit: int = 0,
     save_images: bool = False,
     panels: int = 4,
@@ -162,7 +164,8 @@ def evaluate_model(
         data: one pair folder (pairs named as in it) or several (`gather_pairs`: names prefixed with the folder).
         out_dir: the output folder (created).
         tile, overlap, self_ensemble, half, memory_budget, strength: the `Predictor`'s options (tile 0: whole
-            images; strength below 1 scores the blend of input and restoration).
+            images; strength below 1 scores the blend of input and restoration, "auto" the guard's blend; the
+            strength applied is a column of the CSV).
         limit: evaluate the first `limit` pairs only (0: all).
         save_images: also write every prediction to `images/NAME.png`.
         panels: number of images (spread over the set) that get comparison and FFT panels.
@@ -222,7 +225,8 @@ def evaluate_model(
         pred_u8, blur_u8, sharp_u8 = to_uint8(pred), to_uint8(blur.rgb), to_uint8(sharp.rgb)
         tiles = predictor.last_tiles
         metrics = pair_metrics(pred_u8, blur_u8, sharp_u8)
-        record = ImageRecord(pair.name, metrics, blur.height, blur.width, seconds, tiles)
+        record = ImageRecord(pair.name, metrics, blur.height, blur.width, seconds, tiles,
+                             predictor.last_strengths[0])
         records.append(record)
         if save_images:
             write_image(out_dir / "images" / (pair.name.rsplit(".", 1)[0] + ".png"), pred_u8)

@@ -68,6 +68,7 @@ class JobResult:
     alpha: bool = False
     seconds: float = 0.0
     tiles: int = 0
+    strength: float | None = None  # the blend strength applied (the guard's choice under strength "auto")
 
 
 def collect_inputs(specs: Iterable[str]) -> tuple[list[tuple[Path, Path]], list[str]]:
@@ -217,6 +218,7 @@ def deblur_file(job: Job, predictor: Predictor) -> JobResult:
     pred = predictor(x)
     result.seconds = time.perf_counter() - start
     result.tiles = predictor.last_tiles
+    result.strength = predictor.last_strengths[0] if predictor.last_strengths else None
     del x
     pixels = output_pixels(pred, bit_depth, metadata.gray)
     del pred

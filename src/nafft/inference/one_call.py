@@ -36,7 +36,7 @@ def deblur(
     image: Any,
     *,
     model: str | os.PathLike | OpenedModel | nn.Module | None = None,
-    strength: float = 1.0,
+    strength: float | str = 1.0,
     device: str | torch.device = "auto",
     tlc: bool = True,
     tile: int | None = None,
@@ -62,7 +62,8 @@ def deblur(
             A PIL image is taken as stored, and its `info` (ICC profile, EXIF...) is copied to the result.
         model: a bundled model's name (`nafft models`), a weight file (nafft safetensors or an official NAFNet
             `.pth`), an opened model (`nafft.open_model`) or a network in memory; None: the bundled default model.
-        strength: how much of the restoration to apply, 0..1 (1: all of it; 0: the input's pixels).
+        strength: how much of the restoration to apply, 0..1 (1: all of it; 0: the input's pixels), or "auto": the
+            model's guard chooses it for the image (`nafft.inference.guard`; 1 for a model without a guard).
         device: where to open a model given by name or file: "auto" (CUDA when available), "cpu", "cuda", "cuda:N".
         tlc: TLC local pooling, as the model was trained (opening by name or file only).
         tile, overlap, self_ensemble, half, memory_budget: as `nafft deblur --tile ...` (`Predictor`).

@@ -247,6 +247,11 @@ class Predictor:
         self.strength = check_strength(strength)
         self.last_tiles = 0  # tiles used by the last call (0: whole image)
         self.last_strengths: list[float] = []  # the strength applied to each image of the last call
+        # Video: under "auto", the strength applied follows the guard's through an exponential moving average over
+        # successive images (this weight per image), so that it does not flicker from frame to frame; None: each
+        # image its own. `smoothed_strength` is the running value (None: start afresh).
+        self.auto_smoothing: float | None = None
+        self.smoothed_strength: float | None = None
 
     def overlap_for(self, tile: int) -> int:
         """The overlap used with tiles of `tile` px: the one asked for, or 32 px capped at a third of the tile."""
@@ -321,6 +326,11 @@ class Predictor:
         dev = next(guard.parameters()).device
         with torch.no_grad():
             strengths = guard(x.to(dev, torch.float32), out.clamp(0.0, 1.0).to(dev)).float().cpu()
+        if self.auto_smoothing is not None:
+            for i, value in enumerate(strengths.tolist()):
+                last = self.smoothed_strength
+                self.smoothed_strength = value if last is None else last + self.auto_smoothing * (value - last)
+                strengths[i] = self.smoothed_strength
         self.last_strengths = [float(s) for s in strengths]
         out = out.sub_(x.to(torch.float32)).mul_(strengths.view(-1, 1, 1, 1)).add_(x.to(torch.float32))
         return out[0] if single else out

@@ -251,6 +251,11 @@ def deblur_video(
     return result
 
 
+# Under --strength auto the guard judges every frame; the strength applied moves towards its judgement by this share
+# per frame (an exponential moving average over about 10 frames), so that a clip does not flicker.
+AUTO_SMOOTHING = 0.1
+
+
 def _transcode(av, inp, out, predictor: Predictor, result: VideoResult, start: float | None, end: float | None,
                batch: int, on_frames) -> None:
     vin = inp.streams.video[0]
@@ -284,6 +289,7 @@ def _transcode(av, inp, out, predictor: Predictor, result: VideoResult, start: f
         inp.seek(int(start / vin.time_base) + (vin.start_time or 0), stream=vin, backward=True, any_frame=False)
     frames: list = []
     finished = {vin.index: False, **{index: False for index in copies}}
+    predictor.auto_smoothing, predictor.smoothed_strength = AUTO_SMOOTHING, None  # used by --strength auto only
 
     def flush() -> None:
         if not frames:

@@ -19,8 +19,18 @@ async function init() {
   select.addEventListener("change", showSummary);
   showSummary();
   const strength = $("#strength");
-  const showStrength = () => { $("#strength-value").textContent = Number(strength.value).toFixed(2); };
+  const auto = $("#auto");
+  const showStrength = () => {
+    const model = info.models.find((m) => m.id === select.value);
+    const guarded = Boolean(model && model.guard);
+    auto.disabled = !guarded;
+    $("#auto-hint").hidden = !guarded;
+    strength.disabled = guarded && auto.checked;
+    $("#strength-value").textContent = strength.disabled ? "auto" : Number(strength.value).toFixed(2);
+  };
   strength.addEventListener("input", showStrength);
+  auto.addEventListener("change", showStrength);
+  select.addEventListener("change", showStrength);
   showStrength();
   $("#limits").textContent = `PNG, JPEG, TIFF, WebP or BMP, 8 or 16 bits, up to ${info.max_megapixels} ` +
     `megapixel${info.max_megapixels === 1 ? "" : "s"}; ` +
@@ -65,7 +75,8 @@ function newCard(file, model, strength) {
   const card = $("#job-template").content.firstElementChild.cloneNode(true);
   $(".job-name", card).textContent = file.name;
   const title = info.models.find((m) => m.id === model)?.title ?? model;
-  $(".job-settings", card).textContent = `${title}, strength ${Number(strength).toFixed(2)}`;
+  $(".job-settings", card).textContent =
+    `${title}, strength ${strength === "auto" ? "auto" : Number(strength).toFixed(2)}`;
   $("#jobs").prepend(card);
   const compare = $(".compare", card);
   $(".divider", card).addEventListener("input", (event) => compare.style.setProperty("--pos", `${event.target.value}%`));
@@ -81,7 +92,7 @@ function setStatus(card, state, text) {
 
 function submit(file) {
   const model = $("#model").value;
-  const strength = $("#strength").value;
+  const strength = $("#strength").disabled ? "auto" : $("#strength").value;
   const card = newCard(file, model, strength);
   const progress = $(".job-progress", card);
   const query = new URLSearchParams({ name: file.name, model, strength });
@@ -156,6 +167,10 @@ async function showResult(card, job) {
   const format = job.download_name.split(".").pop().toUpperCase();
   link.textContent = `Download ${job.download_name} (${format}, ${job.bit_depth}-bit, ${job.width}x${job.height})`;
   $(".result", card).hidden = false;
+  if (job.strength === "auto" && job.applied_strength !== null) {
+    const title = info.models.find((m) => m.id === job.model)?.title ?? job.model;
+    $(".job-settings", card).textContent = `${title}, strength ${job.applied_strength.toFixed(2)} (automatic)`;
+  }
   setStatus(card, "done", `done in ${job.message}`);
 }
 
