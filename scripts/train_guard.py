@@ -64,12 +64,13 @@ def main() -> int:
     print(f"{len(train)} training pairs; validation: " + ", ".join(f"{k} {len(v)}" for k, v in val.items()),
           flush=True)
 
-    guard, history = train_guard(train, config, val)
-    for entry in history:
+    def show(entry: dict) -> None:
         cells = "  ".join(f"{k} {v['full']:+.2f}/{v['full_worst']:+.2f} -> {v['guarded']:+.2f}/"
                           f"{v['guarded_worst']:+.2f} (S {v['strength']:.2f})"
                           for k, v in entry.items() if isinstance(v, dict))
-        print(f"epoch {entry['epoch']:3d} loss {entry['loss']:.3f}  {cells}", flush=True)
+        print(f"epoch {entry['epoch']:3d} loss {entry['loss']:.3f} ({entry['seconds']:.0f} s)  {cells}", flush=True)
+
+    guard, history = train_guard(train, config, val, on_epoch=show)
     digest = hashlib.sha256(model.path.read_bytes()).hexdigest() if model.path is not None else None
     card = {"model": model.name, "model_sha256": digest, "pairs": [str(f) for f in args.pairs],
             "training_pairs": len(train), "config": asdict(config), "validation": history[-1] if history else {}}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -102,6 +103,24 @@ def _batches(examples: list[Restored], config: GuardTrainConfig, rng: np.random.
         yield [torch.stack([s[k] for s in stacks]) for k in range(3)]
 
 
+def best_strengths(image: torch.Tensor, restored: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(B,) the strength in [0, 1] whose blend is nearest to the target (least squares, closed form)."""
+    change = restored - image
+    num = (change * (target - image)).sum(dim=(1, 2, 3))
+    return (num / change.square().sum(dim=(1, 2, 3)).clamp_min(1e-12)).clamp(0.0, 1.0)
+
+
+def guard_loss(guard: StrengthGuard, image: torch.Tensor, restored: torch.Tensor, target: torch.Tensor
+               ) -> torch.Tensor:
+    """Binary cross-entropy between the guard's strength and each image's best strength (`best_strengths`).
+
+    (Minimising the blend's log MSE directly lets the sigmoid saturate at the strength that suits most images,
+    after which nothing moves it; the best strength as a soft label keeps the gradient, `S - S*` on the logit.)
+    """
+    logits = guard.head(guard.pooled(image, restored))[:, 0]
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, best_strengths(image, restored, target))
+
+
 @torch.no_grad()
 def guard_gains(guard: StrengthGuard, examples: list[Restored]) -> dict[str, list[float]]:
     """Per image: the gain in dB of the restoration at strength 1 and under the guard, and the guard's strength."""
@@ -126,9 +145,10 @@ def summarize(rows: dict[str, list[float]]) -> dict[str, float]:
 
 
 def train_guard(examples: list[Restored], config: GuardTrainConfig,
-                validation: dict[str, list[Restored]] | None = None) -> tuple[StrengthGuard, list[dict]]:
+                validation: dict[str, list[Restored]] | None = None,
+                on_epoch: Callable[[dict], None] | None = None) -> tuple[StrengthGuard, list[dict]]:
     """A guard trained on `examples`; the history has, per epoch, the training loss, the seconds and the summary of
-    each validation set."""
+    each validation set (`on_epoch` gets each entry as it is made)."""
     if not examples:
         raise ValueError("no training pairs for the guard")
     torch.manual_seed(config.seed)
@@ -142,7 +162,7 @@ def train_guard(examples: list[Restored], config: GuardTrainConfig,
         guard.train()
         start, losses = time.perf_counter(), []
         for x, y, t in _batches(examples, config, rng):
-            loss = log_mse(blend_strengths(x, y, guard(x, y)), t).mean()
+            loss = guard_loss(guard, x, y, t)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -152,7 +172,8 @@ def train_guard(examples: list[Restored], config: GuardTrainConfig,
         for name, val in (validation or {}).items():
             entry[name] = summarize(guard_gains(guard, val))
         history.append(entry)
-        log.info("epoch %d: %s", epoch, entry)
+        if on_epoch is not None:
+            on_epoch(entry)
     return guard.eval(), history
 
 

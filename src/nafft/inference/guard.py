@@ -38,7 +38,7 @@ class StrengthGuard(nn.Module):
     """Input and proposed restoration -> blend strength in [0, 1], one per image.
 
     Four 3x3 convolutions (the last three with stride 2) over the input (centred) and the scaled change, the mean
-    and standard deviation of the last features over the whole image, and a two-layer head with a sigmoid.
+    and log standard deviation of the last features over the whole image, and a two-layer head with a sigmoid.
     """
 
     def __init__(self, width: int = 24):
@@ -54,8 +54,9 @@ class StrengthGuard(nn.Module):
         self.head = nn.Sequential(nn.Linear(8 * w, 4 * w), nn.GELU(), nn.Linear(4 * w, 1))
 
     def pooled(self, image: torch.Tensor, restored: torch.Tensor, tile: int = GUARD_TILE) -> torch.Tensor:
-        """(B, 8 x width): mean and standard deviation of the features over the image, from tiles of at most `tile`
-        px (sums over tiles, so the result does not depend on how the image was cut, up to the tiles' borders)."""
+        """(B, 8 x width): mean and log standard deviation of the features over the image (the log, because what
+        tells a sharp image from a shaken one, the size of edges and of the change, spans orders of magnitude),
+        from tiles of at most `tile` px (sums over tiles, so the result does not depend on how the image was cut, up to the tiles' borders)."""
         b, _, h, w = image.shape
         total = sq = None
         count = 0
@@ -69,7 +70,7 @@ class StrengthGuard(nn.Module):
                 count += f.shape[2] * f.shape[3]
         mean = total / count
         std = (sq / count - mean.square()).clamp_min(1e-8).sqrt()
-        return torch.cat([mean, std], dim=1)
+        return torch.cat([mean, std.log()], dim=1)
 
     def forward(self, image: torch.Tensor, restored: torch.Tensor) -> torch.Tensor:
         """(B,) strengths in [0, 1] for (B, 3, H, W) inputs and restorations in [0, 1]."""
