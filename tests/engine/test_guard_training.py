@@ -4,7 +4,14 @@ harm, and reports per-set gains at strength 1 and under the guard."""
 import torch
 import torch.nn.functional as F
 
-from nafft.engine.guard_training import GuardTrainConfig, Restored, guard_gains, log_mse, summarize, train_guard
+from nafft.engine.guard_training import (
+    GuardTrainConfig,
+    Restored,
+    guard_gains,
+    log_mse,
+    summarize,
+    train_guard,
+)
 
 
 def examples(count: int, seed: int) -> tuple[list[Restored], list[Restored]]:
