@@ -3,7 +3,8 @@
     python scripts/train_guard.py --model nafft-photo --pairs data/default/guard/trust ... \\
         --val sharp-low=data/default/heldout-val/sharp-low ... --out runs/guard/nafft-photo.safetensors
 
-The model restores every pair once (cached in --cache, so settings can be tried without restoring again), the
+The model restores every pair once (cached per pair folder in --cache-dir, so settings can be tried without
+restoring again; a cache is keyed by the folder's path and the model's SHA-256), the
 guard trains on the training pairs and is scored on each --val set after every epoch (mean / worst gain in dB at
 strength 1 and under the guard, and its mean strength); --out gets the last epoch's guard with a card naming the
 model file (and its SHA-256), the pairs, the settings and the validation scores. `--history` writes the per-epoch
@@ -41,7 +42,7 @@ def main() -> int:
     p.add_argument("--pairs", action="append", required=True, type=Path, help="training pair folder (repeat)")
     p.add_argument("--val", action="append", default=[], help="NAME=FOLDER validation pair folder (repeat)")
     p.add_argument("--out", type=Path, required=True, help="guard file to write (.safetensors)")
-    p.add_argument("--cache", type=Path, help="restorations cache (.pt), made when missing")
+    p.add_argument("--cache-dir", type=Path, help="folder of restoration caches (.pt), one per pair folder")
     p.add_argument("--history", type=Path, help="per-epoch scores (.json)")
     p.add_argument("--threads", type=int, default=2)
     for field, default in asdict(GuardTrainConfig()).items():
@@ -52,15 +53,22 @@ def main() -> int:
     val_specs = dict(v.split("=", 1) for v in args.val)
 
     model = open_model(args.model, device="cpu")
-    if args.cache is not None and args.cache.is_file():
-        cached = torch.load(args.cache, weights_only=True)
-        train, val = _unpack(cached["train"]), {k: _unpack(v) for k, v in cached["val"].items()}
-    else:
-        train = restore_pairs(model, [str(f) for f in args.pairs])
-        val = {name: restore_pairs(model, folder) for name, folder in val_specs.items()}
-        if args.cache is not None:
-            args.cache.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"train": _pack(train), "val": {k: _pack(v) for k, v in val.items()}}, args.cache)
+    digest = hashlib.sha256(model.path.read_bytes()).hexdigest() if model.path is not None else None
+
+    def restored(folder) -> list[Restored]:
+        key = hashlib.sha256(f"{Path(folder).resolve()}|{digest}".encode()).hexdigest()[:16]
+        cache = args.cache_dir / f"{Path(folder).name}-{key}.pt" if args.cache_dir is not None else None
+        if cache is not None and cache.is_file():
+            return _unpack(torch.load(cache, weights_only=True))
+        examples = [Restored(f"{Path(folder).name}/{e.name}", e.image, e.restored, e.target)
+                    for e in restore_pairs(model, folder)]
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(_pack(examples), cache)
+        return examples
+
+    train = [e for folder in args.pairs for e in restored(folder)]
+    val = {name: restored(folder) for name, folder in val_specs.items()}
     print(f"{len(train)} training pairs; validation: " + ", ".join(f"{k} {len(v)}" for k, v in val.items()),
           flush=True)
 
@@ -71,7 +79,6 @@ def main() -> int:
         print(f"epoch {entry['epoch']:3d} loss {entry['loss']:.3f} ({entry['seconds']:.0f} s)  {cells}", flush=True)
 
     guard, history = train_guard(train, config, val, on_epoch=show)
-    digest = hashlib.sha256(model.path.read_bytes()).hexdigest() if model.path is not None else None
     card = {"model": model.name, "model_sha256": digest, "pairs": [str(f) for f in args.pairs],
             "training_pairs": len(train), "config": asdict(config), "validation": history[-1] if history else {}}
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -50,3 +50,29 @@ def test_the_guard_learns_to_keep_helpful_restorations_and_drop_harmful_ones():
     assert on_sharp["full"] < -5.0 and on_sharp["guarded"] > on_sharp["full"] + 5.0  # the harm is mostly undone
     assert on_shaken["guarded"] > on_shaken["full"] - 1.0  # the help is mostly kept
     assert history[-1]["sharp"] == on_sharp
+
+
+def test_restore_pairs_keeps_input_restoration_and_target_and_names_folders(tmp_path):
+    import numpy as np
+
+    from nafft.data.io import write_image
+    from nafft.engine.guard_training import restore_pairs
+    from nafft.inference import OpenedModel
+
+    class Darken(torch.nn.Module):
+        def forward(self, x):
+            return x * 0.5
+
+    rng = np.random.default_rng(0)
+    for folder in ("a", "b"):
+        for name in ("1.png", "2.png"):
+            write_image(tmp_path / folder / "blur" / name, rng.random((20, 24, 3)))
+            write_image(tmp_path / folder / "sharp" / name, rng.random((20, 24, 3)))
+    opened = OpenedModel.from_network(Darken(), device="cpu")
+    both = restore_pairs(opened, [tmp_path / "a", tmp_path / "b"], limit=1)
+    assert [e.name for e in both] == ["a/1.png", "b/1.png"]
+    one = restore_pairs(opened, tmp_path / "a")
+    assert [e.name for e in one] == ["1.png", "2.png"]
+    assert one[0].image.dtype == torch.float16 and one[0].image.shape == (3, 20, 24)
+    torch.testing.assert_close(one[0].restored.float(), one[0].image.float() * 0.5, rtol=0, atol=1e-3)
+    assert not torch.equal(one[0].target, one[0].image)

@@ -68,18 +68,21 @@ class Restored:
 
 
 def restore_pairs(model: OpenedModel, roots, limit: int | None = None) -> list[Restored]:
-    """The model's restoration (strength 1) of every pair under `roots` (pair folders; at most `limit` per root)."""
+    """The model's restoration (strength 1) of every pair under `roots` (pair folders; at most `limit` per root),
+    named FOLDER/NAME when there are several."""
     predictor = Predictor(model, strength=1.0)
     out: list[Restored] = []
-    for root in [roots] if isinstance(roots, (str, Path)) else roots:
+    roots = [roots] if isinstance(roots, (str, Path)) else list(roots)
+    for root in roots:
         pairs, problems = gather_pairs(root)
         for problem in problems:
             log.warning("%s", problem)
+        prefix = f"{Path(root).name}/" if len(roots) > 1 else ""
         for pair in pairs[:limit]:
             x = image_to_tensor(read_image(pair.blur).rgb)
             t = image_to_tensor(read_image(pair.sharp).rgb)
             y = predictor(x).clamp_(0.0, 1.0)
-            out.append(Restored(pair.name, x.half(), y.half(), t.half()))
+            out.append(Restored(prefix + pair.name, x.half(), y.half(), t.half()))
     return out
 
 
