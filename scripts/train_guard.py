@@ -22,9 +22,15 @@ from pathlib import Path
 
 import torch
 
-from nafft.engine.guard_training import GuardTrainConfig, Restored, restore_pairs, train_guard
+from nafft.engine.guard_training import (
+    GuardTrainConfig,
+    Restored,
+    measure_examples,
+    restore_pairs,
+    train_guard,
+)
 from nafft.inference import open_model
-from nafft.inference.guard import save_guard
+from nafft.inference.guard import FEATURE_NAMES, save_guard
 
 
 def _pack(examples: list[Restored]) -> dict:
@@ -45,6 +51,7 @@ def main() -> int:
     p.add_argument("--cache-dir", type=Path, help="folder of restoration caches (.pt), one per pair folder")
     p.add_argument("--history", type=Path, help="per-epoch scores (.json)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--every", type=int, default=20, help="validate every N epochs")
     for field, default in asdict(GuardTrainConfig()).items():
         p.add_argument(f"--{field.replace('_', '-')}", type=type(default), default=default)
     args = p.parse_args()
@@ -55,22 +62,33 @@ def main() -> int:
     model = open_model(args.model, device="cpu")
     digest = hashlib.sha256(model.path.read_bytes()).hexdigest() if model.path is not None else None
 
-    def restored(folder) -> list[Restored]:
-        key = hashlib.sha256(f"{Path(folder).resolve()}|{digest}".encode()).hexdigest()[:16]
+    def cached(folder, what: str, make):
+        base = f"{Path(folder).resolve()}|{digest}" + (f"|{what}" if what else "")
+        key = hashlib.sha256(base.encode()).hexdigest()[:16]
         cache = args.cache_dir / f"{Path(folder).name}-{key}.pt" if args.cache_dir is not None else None
         if cache is not None and cache.is_file():
-            return _unpack(torch.load(cache, weights_only=True))
-        examples = [Restored(f"{Path(folder).name}/{e.name}", e.image, e.restored, e.target)
-                    for e in restore_pairs(model, folder)]
+            return torch.load(cache, weights_only=True)
+        value = make()
         if cache is not None:
             cache.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(_pack(examples), cache)
-        return examples
+            torch.save(value, cache)
+        return value
 
-    train = [e for folder in args.pairs for e in restored(folder)]
-    val = {name: restored(folder) for name, folder in val_specs.items()}
-    print(f"{len(train)} training pairs; validation: " + ", ".join(f"{k} {len(v)}" for k, v in val.items()),
-          flush=True)
+    def restored(folder) -> list[Restored]:
+        return _unpack(cached(folder, "", lambda: _pack([Restored(f"{Path(folder).name}/{e.name}", e.image,
+                                                                  e.restored, e.target)
+                                                         for e in restore_pairs(model, folder)])))
+
+    def measured(folder, crops: int) -> tuple[torch.Tensor, torch.Tensor]:
+        what = f"features {','.join(FEATURE_NAMES)} crops {crops}x{config.crop} seed {config.seed}"
+        return tuple(cached(folder, what, lambda: list(measure_examples(restored(folder), crops, config.crop,
+                                                                        config.seed))))
+
+    parts = [measured(folder, config.crops) for folder in args.pairs]
+    features, best = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    val = {name: (restored(folder), measured(folder, 0)[0]) for name, folder in val_specs.items()}
+    print(f"{len(best)} training measurements from {len(args.pairs)} folders; validation: "
+          + ", ".join(f"{k} {len(v[0])}" for k, v in val.items()), flush=True)
 
     def show(entry: dict) -> None:
         cells = "  ".join(f"{k} {v['full']:+.2f}/{v['full_worst']:+.2f} -> {v['guarded']:+.2f}/"
@@ -78,9 +96,9 @@ def main() -> int:
                           for k, v in entry.items() if isinstance(v, dict))
         print(f"epoch {entry['epoch']:3d} loss {entry['loss']:.3f} ({entry['seconds']:.0f} s)  {cells}", flush=True)
 
-    guard, history = train_guard(train, config, val, on_epoch=show)
+    guard, history = train_guard(features, best, config, val, on_epoch=show, every=args.every)
     card = {"model": model.name, "model_sha256": digest, "pairs": [str(f) for f in args.pairs],
-            "training_pairs": len(train), "config": asdict(config), "validation": history[-1] if history else {}}
+            "training_measurements": len(best), "config": asdict(config), "validation": history[-1] if history else {}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_guard(guard, args.out, card)
     if args.history is not None:

@@ -9,9 +9,11 @@ from nafft.engine.guard_training import (
     Restored,
     guard_gains,
     log_mse,
+    measure_examples,
     summarize,
     train_guard,
 )
+from nafft.inference.guard import FEATURE_NAMES
 
 
 def examples(count: int, seed: int) -> tuple[list[Restored], list[Restored]]:
@@ -39,11 +41,15 @@ def test_log_mse_is_minus_the_psnr():
 def test_the_guard_learns_to_keep_helpful_restorations_and_drop_harmful_ones():
     shaken, sharp = examples(24, seed=0)
     val_shaken, val_sharp = examples(8, seed=1)
-    config = GuardTrainConfig(width=4, epochs=12, batch=8, crop=32, lr=5e-3, seed=0)
+    config = GuardTrainConfig(width=8, epochs=60, batch=16, crops=1, crop=32, lr=1e-2, seed=0)
+    features, best = measure_examples(shaken + sharp, config.crops, config.crop, config.seed)
+    assert features.shape == (96, len(FEATURE_NAMES)) and best.shape == (96,)
+    assert float(best[:48:2].mean()) > 0.9 and float(best[48::2].mean()) < 0.2  # wholes: shaken, then sharp
+    validation = {name: (val, measure_examples(val)[0]) for name, val in (("shaken", val_shaken),
+                                                                          ("sharp", val_sharp))}
     seen = []
-    guard, history = train_guard(shaken + sharp, config, {"shaken": val_shaken, "sharp": val_sharp},
-                                 on_epoch=seen.append)
-    assert len(history) == 12 and seen == history
+    guard, history = train_guard(features, best, config, validation, on_epoch=seen.append, every=20)
+    assert [e["epoch"] for e in history] == [20, 40, 60] and seen == history
     assert history[-1]["loss"] < history[0]["loss"]
     on_shaken, on_sharp = summarize(guard_gains(guard, val_shaken)), summarize(guard_gains(guard, val_sharp))
     assert on_shaken["strength"] > 0.8 and on_sharp["strength"] < 0.2

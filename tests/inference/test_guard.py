@@ -41,18 +41,43 @@ def test_one_strength_per_image_in_the_unit_interval():
     torch.testing.assert_close(guard(x[1:2], x[1:2] + 0.0), guard(x, x)[1:2])
 
 
-def test_pooled_features_are_the_mean_and_std_of_the_feature_map_and_tiling_changes_them_only_at_borders():
+def test_large_images_are_measured_on_tiles_spread_over_them_and_averaged():
+    from nafft.inference.guard import tile_features, tile_starts_for
+
+    assert tile_starts_for(300, 512, 4) == [0]
+    assert tile_starts_for(2000, 512, 4) == [0, 496, 992, 1488]
+    assert tile_starts_for(600, 512, 4) == [0, 88]
     torch.manual_seed(0)
     guard = StrengthGuard(4).eval()
     x, y = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
-    with torch.no_grad():
-        f = guard.features(torch.cat([x - 0.5, 8.0 * (y - x)], dim=1))
-        whole = guard.pooled(x, y, tile=512)
-        tiled = guard.pooled(x, y, tile=32)
-    expected = torch.cat([f.mean(dim=(2, 3)), f.std(dim=(2, 3), correction=0).log()], dim=1)
-    torch.testing.assert_close(whole, expected, rtol=1e-4, atol=1e-5)
-    assert not torch.equal(tiled, whole)  # the tiles' zero padding shows at their borders...
-    torch.testing.assert_close(tiled, whole, rtol=0.1, atol=0.02)  # ...and only there
+    torch.testing.assert_close(guard.measure(x, y), tile_features(x, y))
+    quarters = [tile_features(x[..., a : a + 32, b : b + 32], y[..., a : a + 32, b : b + 32])
+                for a in (0, 32) for b in (0, 32)]
+    torch.testing.assert_close(guard.measure(x, y, tile=32), torch.stack(quarters).mean(dim=0))
+
+
+def feature(name, image, restored):
+    from nafft.inference.guard import FEATURE_NAMES, tile_features
+
+    return float(tile_features(image, restored)[0, FEATURE_NAMES.index(name)])
+
+
+def test_the_measurements_see_blur_direction_change_and_brightness():
+    torch.manual_seed(0)
+    sharp = torch.rand(1, 3, 16, 16).repeat_interleave(8, 2).repeat_interleave(8, 3)  # 128 x 128 blocks: step edges
+    pool = torch.nn.functional.avg_pool2d
+    soft = pool(sharp, 9, 1, 4, count_include_pad=False)  # out of focus, or a blob-shaped shake
+    shaken = pool(sharp, (1, 9), 1, (0, 4), count_include_pad=False)  # a horizontal shake
+    # a blurred image's edges are less crisp at every scale; a shaken one's run one way
+    for k in (3, 7, 15):
+        assert feature(f"input_crisp_{k}", soft, soft) < feature(f"input_crisp_{k}", sharp, sharp) - 0.5
+    assert feature("input_anisotropy", shaken, shaken) > 0.5 > 0.1 > feature("input_anisotropy", sharp, sharp)
+    # how much the restoration changes the image, and its brightness change in 8-bit levels
+    darker = sharp - 2.0 / 255.0
+    assert feature("change_rms", sharp, darker) == pytest.approx(float(torch.log(torch.tensor(2 / 255 + 1e-4))),
+                                                                 abs=1e-3)
+    assert feature("brightness_change", sharp, darker) == pytest.approx(-2.0, abs=1e-3)
+    assert feature("change_rms", sharp, sharp) < feature("change_rms", sharp, darker) - 2.0
 
 
 def test_blend_strengths_blends_each_image_with_its_own_strength():
@@ -85,10 +110,9 @@ def test_files_that_are_not_guards_are_refused_in_one_line_naming_them(tmp_path)
     with pytest.raises(UserError, match=r"plain\.safetensors: not a nafft guard"):
         load_guard(plain)
     wrong = tmp_path / "wrong.safetensors"
-    save_guard(StrengthGuard(4), wrong, {})
+    save_guard(StrengthGuard(8), wrong, {})
     bad = load_guard(wrong).state_dict()
-    save_file({k: v[..., :1].contiguous() if v.ndim else v for k, v in bad.items()}, str(wrong),
-              metadata={"nafft_guard": '{"width": 4}'})
+    save_file(bad, str(wrong), metadata={"nafft_guard": '{"width": 4}'})
     with pytest.raises(UserError, match=r"wrong\.safetensors: guard tensors do not match a width-4 guard"):
         load_guard(wrong)
 

@@ -1,10 +1,10 @@
 """Train a strength guard (`nafft.inference.guard`) for one model: which share of its restoration to keep, per image.
 
-The model restores every training pair once (`restore_pairs`, strength 1, as `nafft deblur` would); the guard then
-learns, from the input and that restoration, the blend strength S that maximises the pair's PSNR: the loss is the
-mean over images of `10 log10(MSE(input + S x (restored - input), sharp))`, so a sharp photograph damaged by the
-model pulls S towards 0 as strongly as a shaken one restored pulls it towards 1, whatever their PSNR. Crops and
-flips/rotations are drawn anew every epoch; the restorations are not recomputed (they are the model's, fixed).
+The model restores every training pair once (`restore_pairs`, strength 1, as `nafft deblur` would); the guard's
+measurements of each input and restoration (`StrengthGuard.measure`, whole and in random crops) are made once,
+and its MLP learns the blend strength that brings each one nearest to its sharp target (`best_strengths`, a closed
+form), with a binary cross-entropy against that strength as a soft label. (Minimising the blend's log MSE directly
+lets the sigmoid saturate at the strength that suits most images, after which nothing moves it.)
 
 Pairs should be ones the model was not trained on (fresh `nafft synth` pairs from the same sources): on its own
 training pairs a model restores better than on new photographs, and the guard would learn to trust it too much.
@@ -26,7 +26,6 @@ import torch
 
 from nafft.data.io import image_to_tensor, read_image
 from nafft.data.pair_folders import gather_pairs
-from nafft.data.transforms import dihedral
 from nafft.inference.guard import StrengthGuard, blend_strengths
 from nafft.inference.opened_model import OpenedModel
 from nafft.inference.predict import Predictor
@@ -39,20 +38,22 @@ class GuardTrainConfig:
     """Settings of `train_guard`.
 
     Attributes:
-        width: the guard's channels at full resolution.
-        epochs: passes over the training pairs.
-        batch: pairs per step.
-        crop: side of the random crop taken from each pair every epoch (pairs smaller than it are used whole).
+        width: the guard's hidden units.
+        epochs: passes over the measured examples.
+        batch: examples per step.
+        crops: random crops measured per pair besides the whole pair (each with its own best strength).
+        crop: side of those crops (pairs smaller than it are used whole).
         lr: AdamW learning rate, cosine-annealed to 1% over the epochs.
         weight_decay: AdamW weight decay.
-        seed: crops, flips and initial weights.
+        seed: crops and initial weights.
     """
 
-    width: int = 24
-    epochs: int = 30
-    batch: int = 16
+    width: int = 32
+    epochs: int = 200
+    batch: int = 256
+    crops: int = 2
     crop: int = 192
-    lr: float = 2e-3
+    lr: float = 3e-3
     weight_decay: float = 1e-4
     seed: int = 0
 
@@ -91,19 +92,24 @@ def log_mse(image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return 10.0 * torch.log10((image - target).square().mean(dim=(1, 2, 3)) + 1e-10)
 
 
-def _batches(examples: list[Restored], config: GuardTrainConfig, rng: np.random.Generator):
-    order = rng.permutation(len(examples))
-    for start in range(0, len(order), config.batch):
-        chosen = [examples[i] for i in order[start : start + config.batch]]
-        size = min([config.crop] + [min(e.image.shape[-2:]) for e in chosen])
-        stacks = []
-        for e in chosen:
-            h, w = e.image.shape[-2:]
-            y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
-            t = int(rng.integers(0, 8))
-            stacks.append([dihedral(a[:, y : y + size, x : x + size].float(), t, axes=(-2, -1))
-                           for a in (e.image, e.restored, e.target)])
-        yield [torch.stack([s[k] for s in stacks]) for k in range(3)]
+def measure_examples(examples: list[Restored], crops: int = 0, crop: int = 192, seed: int = 0
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The guard's measurements (`StrengthGuard.measure`) and the best strength of every example, whole and in
+    `crops` random crops of `crop` px each: ((N, features), (N,))."""
+    rng = np.random.default_rng(seed)
+    probe = StrengthGuard()
+    feats, best = [], []
+    for e in examples:
+        x, y, t = (a.float()[None] for a in (e.image, e.restored, e.target))
+        views = [(x, y, t)]
+        h, w = x.shape[-2:]
+        for _ in range(crops if min(h, w) > crop else 0):
+            top, left = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
+            views.append(tuple(a[..., top : top + crop, left : left + crop] for a in (x, y, t)))
+        for a, b, c in views:
+            feats.append(probe.measure(a, b))
+            best.append(best_strengths(a, b, c))
+    return torch.cat(feats), torch.cat(best)
 
 
 def best_strengths(image: torch.Tensor, restored: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -113,25 +119,16 @@ def best_strengths(image: torch.Tensor, restored: torch.Tensor, target: torch.Te
     return (num / change.square().sum(dim=(1, 2, 3)).clamp_min(1e-12)).clamp(0.0, 1.0)
 
 
-def guard_loss(guard: StrengthGuard, image: torch.Tensor, restored: torch.Tensor, target: torch.Tensor
-               ) -> torch.Tensor:
-    """Binary cross-entropy between the guard's strength and each image's best strength (`best_strengths`).
-
-    (Minimising the blend's log MSE directly lets the sigmoid saturate at the strength that suits most images,
-    after which nothing moves it; the best strength as a soft label keeps the gradient, `S - S*` on the logit.)
-    """
-    logits = guard.head(guard.pooled(image, restored))[:, 0]
-    return torch.nn.functional.binary_cross_entropy_with_logits(logits, best_strengths(image, restored, target))
-
-
 @torch.no_grad()
-def guard_gains(guard: StrengthGuard, examples: list[Restored]) -> dict[str, list[float]]:
-    """Per image: the gain in dB of the restoration at strength 1 and under the guard, and the guard's strength."""
+def guard_gains(guard: StrengthGuard, examples: list[Restored], features: torch.Tensor | None = None
+                ) -> dict[str, list[float]]:
+    """Per image: the gain in dB of the restoration at strength 1 and under the guard (8-bit output, as saved),
+    and the guard's strength; `features`: the examples' measurements when already made."""
     guard.eval()
     rows: dict[str, list[float]] = {"full": [], "guarded": [], "strength": []}
-    for e in examples:
+    for i, e in enumerate(examples):
         x, y, t = (a.float()[None] for a in (e.image, e.restored, e.target))
-        s = guard(x, y)
+        s = guard(x, y) if features is None else torch.sigmoid(guard.logits(features[i : i + 1]))
         base = log_mse(x, t)
         rows["full"].append(float(base - log_mse(y.mul(255.0).round().div(255.0), t)))
         out = blend_strengths(x, y, s).clamp(0.0, 1.0).mul(255.0).round().div(255.0)  # as saved: 8 bits
@@ -147,33 +144,40 @@ def summarize(rows: dict[str, list[float]]) -> dict[str, float]:
             "strength": float(np.mean(rows["strength"]))}
 
 
-def train_guard(examples: list[Restored], config: GuardTrainConfig,
-                validation: dict[str, list[Restored]] | None = None,
-                on_epoch: Callable[[dict], None] | None = None) -> tuple[StrengthGuard, list[dict]]:
-    """A guard trained on `examples`; the history has, per epoch, the training loss, the seconds and the summary of
-    each validation set (`on_epoch` gets each entry as it is made)."""
-    if not examples:
+def train_guard(features: torch.Tensor, best: torch.Tensor, config: GuardTrainConfig,
+                validation: dict[str, tuple[list[Restored], torch.Tensor]] | None = None,
+                on_epoch: Callable[[dict], None] | None = None, every: int = 20) -> tuple[StrengthGuard, list[dict]]:
+    """A guard whose MLP is trained on measured examples (`measure_examples`: features and best strengths); the
+    history has, every `every` epochs and at the last, the training loss, the seconds and the summary of each
+    validation set (its examples and their measurements; `on_epoch` gets each entry as it is made)."""
+    if not len(best):
         raise ValueError("no training pairs for the guard")
     torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
+    start = time.perf_counter()
+    feats = features
     guard = StrengthGuard(config.width)
-    opt = torch.optim.AdamW(guard.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps = config.epochs * math.ceil(len(examples) / config.batch)
+    guard.feature_mean.copy_(feats.mean(dim=0))
+    guard.feature_std.copy_(feats.std(dim=0).clamp_min(1e-6))
+    opt = torch.optim.AdamW(guard.head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps = config.epochs * math.ceil(len(best) / config.batch)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=config.lr / 100)
+    gen = torch.Generator().manual_seed(config.seed)
     history = []
     for epoch in range(1, config.epochs + 1):
         guard.train()
-        start, losses = time.perf_counter(), []
-        for x, y, t in _batches(examples, config, rng):
-            loss = guard_loss(guard, x, y, t)
+        losses = []
+        for idx in torch.randperm(len(best), generator=gen).split(config.batch):
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(guard.logits(feats[idx]), best[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             losses.append(loss.item())
+        if epoch % every and epoch != config.epochs:
+            continue
         entry = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - start}
-        for name, val in (validation or {}).items():
-            entry[name] = summarize(guard_gains(guard, val))
+        for name, (val, val_feats) in (validation or {}).items():
+            entry[name] = summarize(guard_gains(guard, val, val_feats))
         history.append(entry)
         if on_epoch is not None:
             on_epoch(entry)
@@ -184,4 +188,5 @@ def config_dict(config: GuardTrainConfig) -> dict:
     return asdict(config)
 
 
-__all__ = ["GuardTrainConfig", "Restored", "guard_gains", "log_mse", "restore_pairs", "summarize", "train_guard"]
+__all__ = ["GuardTrainConfig", "Restored", "best_strengths", "guard_gains", "log_mse", "measure_examples",
+           "restore_pairs", "summarize", "train_guard"]

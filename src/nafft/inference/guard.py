@@ -9,9 +9,11 @@ strength chosen by hand (`nafft.inference.predict.blend`). It is trained for one
 (`nafft.engine.guard_training`): for each training pair, the loss is the log mean squared error of that blend
 against the sharp target, so the guard learns the strength that maximises the image's PSNR.
 
-Shake blurs the whole frame alike, so one strength per image is the decision; the guard's evidence is pooled over
-the whole image (mean and standard deviation of its features), computed tile by tile for large images so that
-memory stays bounded, and it does not depend on the image's size.
+Shake blurs the whole frame alike, so one strength per image is the decision; the guard's evidence is a set of
+global measurements of the input and the proposed change (`tile_features`: how crisp the edges are at three
+scales, how much and how finely the model would change the image, whether edges run one way as shake leaves them,
+the noise, the brightness change...), averaged over tiles spread over the image so that the time stays bounded at
+any size, and a small MLP that maps them to the strength.
 
 Guard weights are safetensors files with a card (`GUARD_CARD_KEY`) saying which model's restorations they were
 trained on; a bundled model's guard ships beside it (`nafft/weights/guards/NAME.safetensors`).
@@ -30,51 +32,139 @@ from torch import nn
 from nafft.errors import UserError
 
 GUARD_CARD_KEY = "nafft_guard"
-GUARD_TILE = 512  # the guard's features are computed on tiles of at most this side (bounded memory)
-RESIDUAL_SCALE = 8.0  # the restoration's change is small next to the image; scaled to a similar range
+GUARD_TILE = 512  # features are measured on tiles of at most this side...
+GUARD_MAX_TILES = 16  # ...at most this many, spread over the image, and averaged (bounded time at any size)
+EPS = 1e-4
+FEATURE_NAMES = (
+    "change_rms", "change_fine_rms", "input_gradient", "sharpening", "noise",
+    "input_crisp_3", "input_crisp_7", "input_crisp_15", "output_crisp_3", "output_crisp_7", "output_crisp_15",
+    "input_anisotropy", "change_anisotropy", "change_along_laplacian", "brightness", "brightness_change",
+    "change_peakiness", "flat_share", "input_slope_2", "input_slope_4",
+)
+
+
+def _gradients(lum: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    gx = torch.nn.functional.pad(lum[..., :, 1:] - lum[..., :, :-1], (0, 1))
+    gy = torch.nn.functional.pad(lum[..., 1:, :] - lum[..., :-1, :], (0, 0, 0, 1))
+    return gx, gy
+
+
+def _rms(x: torch.Tensor) -> torch.Tensor:
+    return x.square().mean(dim=(-2, -1)).sqrt()
+
+
+def _box(x: torch.Tensor, k: int) -> torch.Tensor:
+    return torch.nn.functional.avg_pool2d(x, k, stride=1, padding=k // 2, count_include_pad=False)
+
+
+def _max(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Maximum over k x k windows, as two 1-D passes (a k x k pool costs k times more)."""
+    pool = torch.nn.functional.max_pool2d
+    return pool(pool(x, (k, 1), stride=1, padding=(k // 2, 0)), (1, k), stride=1, padding=(0, k // 2))
+
+
+def _range(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Local contrast: maximum minus minimum over k x k windows."""
+    return _max(x, k) + _max(-x, k)
+
+
+def _quantile(x: torch.Tensor, q: float) -> torch.Tensor:
+    """(B,) the q-quantile of each image (a selection, not a sort: the lower neighbour of torch.quantile's)."""
+    flat = x.flatten(1)
+    return flat.kthvalue(max(1, min(flat.shape[1], round(q * (flat.shape[1] - 1)) + 1)), dim=1).values
+
+
+def _q99(x: torch.Tensor) -> torch.Tensor:
+    return _quantile(x, 0.99)
+
+
+def _anisotropy(gx: torch.Tensor, gy: torch.Tensor) -> torch.Tensor:
+    """(lambda1 - lambda2) / (lambda1 + lambda2) of the image's summed structure tensor: 0 when edges run every way,
+    1 when they all run one way (as a straight shake leaves them)."""
+    a, b, c = gx.square().mean(dim=(-2, -1)), gy.square().mean(dim=(-2, -1)), (gx * gy).mean(dim=(-2, -1))
+    return ((a - b).square() + 4 * c.square()).sqrt() / (a + b + 1e-12)
+
+
+def tile_features(image: torch.Tensor, restored: torch.Tensor) -> torch.Tensor:
+    """(B, len(FEATURE_NAMES)) measurements of (B, 3, H, W) inputs and restorations in [0, 1] (see FEATURE_NAMES):
+    how much and how finely the restoration changes the image, how crisp the input's and the output's edges are at
+    three scales (steepest gradient over local contrast), the noise, the anisotropy of the edges (shake is
+    directional) and of the change, whether the change follows the input's Laplacian (sharpening), the brightness
+    and its change, and the input's spectral slope. Scales are logarithmic where they span orders of magnitude."""
+    lum = image.mean(dim=1, keepdim=True).float()
+    out = restored.mean(dim=1, keepdim=True).float()
+    change = out - lum
+    gx, gy = _gradients(lum)
+    ox, oy = _gradients(out)
+    grad, ograd = (gx.square() + gy.square()).sqrt(), (ox.square() + oy.square()).sqrt()
+    cx, cy = _gradients(change)
+    lap = _box(lum, 3) - lum
+    log = torch.log
+    feats = [
+        log(_rms(change) + EPS),
+        log(_rms(change - _box(change, 3)) + EPS),
+        log(_rms(grad) + EPS),
+        log(_rms(ograd) + EPS) - log(_rms(grad) + EPS),
+        log(_quantile((lum - _box(lum, 3)).abs(), 0.5)[:, None] + EPS),
+    ]
+    for source, g in ((lum, grad), (out, ograd)):
+        for k in (3, 7, 15):
+            feats.append(log(_q99(g)[:, None] + EPS) - log(_q99(_range(source, k))[:, None] + EPS))
+    lap_c = (change * lap).mean(dim=(-2, -1)) / (_rms(change) * _rms(lap) + 1e-12)
+    feats += [
+        _anisotropy(gx, gy), _anisotropy(cx, cy), lap_c,
+        lum.mean(dim=(-2, -1)), 255.0 * change.mean(dim=(-2, -1)),
+        log(_q99(change.abs())[:, None] + EPS) - log(_rms(change) + EPS),
+        (grad < 2.0 / 255.0).float().mean(dim=(-2, -1)),
+    ]
+    for k in (2, 4):
+        small = torch.nn.functional.avg_pool2d(lum, k)
+        sx, sy = _gradients(small)
+        feats.append(log(_rms((sx.square() + sy.square()).sqrt()) + EPS) - log(_rms(grad) + EPS))
+    return torch.cat([f.reshape(lum.shape[0], -1) for f in feats], dim=1)
+
+
+def tile_starts_for(size: int, tile: int, count: int) -> list[int]:
+    """Up to `count` starts of tiles of `tile` px spread evenly over `size` px (one start 0 when it fits)."""
+    if size <= tile:
+        return [0]
+    n = min(count, -(-size // tile))
+    return [round(i * (size - tile) / max(1, n - 1)) for i in range(n)]
 
 
 class StrengthGuard(nn.Module):
     """Input and proposed restoration -> blend strength in [0, 1], one per image.
 
-    Four 3x3 convolutions (the last three with stride 2) over the input (centred) and the scaled change, the mean
-    and log standard deviation of the last features over the whole image, and a two-layer head with a sigmoid.
+    Global measurements (`tile_features`, averaged over up to GUARD_MAX_TILES tiles of GUARD_TILE px spread over
+    the image), standardised with the training set's mean and spread (buffers), then a small MLP with a sigmoid.
     """
 
-    def __init__(self, width: int = 24):
+    def __init__(self, width: int = 32):
         super().__init__()
         self.width = width
-        w = width
-        self.features = nn.Sequential(
-            nn.Conv2d(6, w, 3, padding=1), nn.GELU(),
-            nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), nn.GELU(),
-            nn.Conv2d(2 * w, 2 * w, 3, stride=2, padding=1), nn.GELU(),
-            nn.Conv2d(2 * w, 4 * w, 3, stride=2, padding=1), nn.GELU(),
-        )  # fmt: skip
-        self.head = nn.Sequential(nn.Linear(8 * w, 4 * w), nn.GELU(), nn.Linear(4 * w, 1))
+        n = len(FEATURE_NAMES)
+        self.register_buffer("feature_mean", torch.zeros(n))
+        self.register_buffer("feature_std", torch.ones(n))
+        self.head = nn.Sequential(nn.Linear(n, width), nn.GELU(), nn.Linear(width, width), nn.GELU(),
+                                  nn.Linear(width, 1))
 
-    def pooled(self, image: torch.Tensor, restored: torch.Tensor, tile: int = GUARD_TILE) -> torch.Tensor:
-        """(B, 8 x width): mean and log standard deviation of the features over the image (the log, because what
-        tells a sharp image from a shaken one, the size of edges and of the change, spans orders of magnitude),
-        from tiles of at most `tile` px (sums over tiles, so the result does not depend on how the image was cut, up to the tiles' borders)."""
-        b, _, h, w = image.shape
-        total = sq = None
-        count = 0
-        for y in range(0, h, tile):
-            for x in range(0, w, tile):
-                a = image[:, :, y : y + tile, x : x + tile]
-                r = restored[:, :, y : y + tile, x : x + tile]
-                f = self.features(torch.cat([a - 0.5, RESIDUAL_SCALE * (r - a)], dim=1))
-                s, s2 = f.sum(dim=(2, 3)), f.square().sum(dim=(2, 3))
-                total, sq = (s, s2) if total is None else (total + s, sq + s2)
-                count += f.shape[2] * f.shape[3]
-        mean = total / count
-        std = (sq / count - mean.square()).clamp_min(1e-8).sqrt()
-        return torch.cat([mean, std.log()], dim=1)
+    @torch.no_grad()
+    def measure(self, image: torch.Tensor, restored: torch.Tensor, tile: int = GUARD_TILE) -> torch.Tensor:
+        """(B, features): `tile_features` averaged over tiles spread over the image (a tile grid of at most
+        GUARD_MAX_TILES, so large images cost a bounded time)."""
+        h, w = image.shape[-2:]
+        side = max(1, int(GUARD_MAX_TILES**0.5))
+        rows, cols = tile_starts_for(h, tile, side), tile_starts_for(w, tile, side)
+        parts = [tile_features(image[..., y : y + tile, x : x + tile], restored[..., y : y + tile, x : x + tile])
+                 for y in rows for x in cols]
+        return torch.stack(parts).mean(dim=0)
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head((features - self.feature_mean) / self.feature_std)[:, 0]
 
     def forward(self, image: torch.Tensor, restored: torch.Tensor) -> torch.Tensor:
         """(B,) strengths in [0, 1] for (B, 3, H, W) inputs and restorations in [0, 1]."""
-        return torch.sigmoid(self.head(self.pooled(image, restored))[:, 0])
+        return torch.sigmoid(self.logits(self.measure(image, restored)))
 
 
 def blend_strengths(image: torch.Tensor, restored: torch.Tensor, strengths: torch.Tensor) -> torch.Tensor:
@@ -121,7 +211,7 @@ def load_guard(path: str | Path, device: str | torch.device = "cpu") -> Strength
     from safetensors.torch import load_file
 
     card = read_guard_card(path)
-    guard = StrengthGuard(width=int(card.get("width", 24)))
+    guard = StrengthGuard(width=int(card.get("width", 32)))
     try:
         guard.load_state_dict(load_file(str(path)))
     except RuntimeError as exc:
