@@ -58,9 +58,9 @@ synth --source "$DATA/photos/train" --count 800 --size 256 --seed 3010 "${IDENTI
 synth --source deadleaves --count 200 --size 256 --seed 3011 "${IDENTITY[@]}" -o "$DATA/identity_leaves"
 # stage 4 (measured, not shipped; NAFFT_STAGE4=1): identity pairs of wholly soft scenes, and random-walk shake
 # kernels as a second blur family
+SOFT_IDENTITY=(--still 1.0 --long-motion 0 --soft 1.0 --soft-radius 0.7-12 --bokeh 0.3 --noise-gain 0.005-0.5
+               --defocus 0 --jpeg 0.25 --jpeg-quality 85-95)
 if [ "$STAGE4" = 1 ]; then
-    SOFT_IDENTITY=(--still 1.0 --long-motion 0 --soft 1.0 --soft-radius 0.7-12 --bokeh 0.3 --noise-gain 0.005-0.5
-                   --defocus 0 --jpeg 0.25 --jpeg-quality 85-95)
     synth --source "$DATA/photos/train" --count 800 --size 256 --seed 3020 "${SOFT_IDENTITY[@]}" \
         -o "$DATA/identity_soft"
     synth --source "$DATA/photos/train" --count 1600 --size 256 --seed 3021 --blur shake -o "$DATA/shake_photos"
@@ -84,6 +84,28 @@ if [ "$GPU" != 1 ]; then
         "$NAFFT" train -c nafft-photo-stage4 -o runs/nafft-photo-stage4 --resume --threads "$THREADS" \
             --set train.stop_at=12000
     fi
+    # the strength guard of the shipped weights (--strength auto, docs/trust.md): fresh pairs of the stage-2/3 kinds
+    # and of random-walk shake, and sharp and shaken views of the training photographs made as the held-out suite
+    # makes its own (nafft's camera paths only: the suite's tremor kernels stay unseen); restorations and
+    # measurements are cached in runs/guard/cache, the guard is written to runs/guard/nafft-photo.safetensors
+    G=$DATA/guard
+    synth --source "$DATA/photos/train" --count 600 --size 256 --seed 3100 "${TRUST[@]}" -o "$G/trust"
+    synth --source "$DATA/photos/train" --count 300 --size 256 --seed 3110 "${IDENTITY[@]}" -o "$G/identity"
+    synth --source "$DATA/photos/train" --count 300 --size 256 --seed 3120 "${SOFT_IDENTITY[@]}" -o "$G/soft"
+    synth --source "$DATA/photos/train" --count 400 --size 256 --seed 3121 --blur shake -o "$G/shake"
+    synth --source deadleaves --count 150 --size 256 --seed 3101 "${TRUST[@]}" -o "$G/trust_leaves"
+    synth --source deadleaves --count 100 --size 256 --seed 3111 "${IDENTITY[@]}" -o "$G/identity_leaves"
+    VIEW_SETS=(sharp-low sharp-noisy sharp-dof-synth nafft-0.5-3 nafft-3-9 nafft-9-17 nafft-17-33)
+    [ -d "$DATA/guard-views/nafft-17-33" ] || "$PY" benchmarks/heldout_sets.py "$DATA/photos/train" \
+        --out "$DATA/guard-views" --views 12 --seed 11 --sets "${VIEW_SETS[@]}"
+    PAIRS=()
+    for f in trust identity soft shake trust_leaves identity_leaves; do PAIRS+=(--pairs "$G/$f"); done
+    for f in "${VIEW_SETS[@]}"; do PAIRS+=(--pairs "$DATA/guard-views/$f"); done
+    VALS=()
+    for f in "$DATA"/heldout-val/*/; do VALS+=(--val "$(basename "$f")=${f%/}"); done
+    "$PY" scripts/train_guard.py --model nafft-photo "${PAIRS[@]}" \
+        "${VALS[@]}" --crops 1 --threads 2 --cache-dir runs/guard/cache --out runs/guard/nafft-photo.safetensors \
+        --history runs/guard/nafft-photo.json
     exit 0
 fi
 "$NAFFT" train -c nafft-photo-gpu -o "$RUN" --resume --init src/nafft/weights/nafft-photo.safetensors --no-progress

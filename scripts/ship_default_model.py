@@ -124,6 +124,28 @@ def unchanged(target: Path, tensors: dict, meta: dict) -> bool:
     return old.keys() == tensors.keys() and all(torch.equal(old[k], tensors[k]) for k in tensors)
 
 
+def guard_summary(quality_path: Path) -> str:
+    quality = json.loads(quality_path.read_text())
+    sets, held = quality["sets"], sum(v == "holds" for v in quality["floors"].values())
+    return (f"; at the default strength, auto (its guard chooses per image): camera shake "
+            f"{describe_score(sets['shake-11-31'])}, sharp low-noise photographs {describe_score(sets['sharp-low'])}, "
+            f"{held}/{len(quality['floors'])} floors hold")
+
+
+def guard_card(path: Path, quality_path: Path, name: str) -> dict:
+    """What the model card says of the guard shipped beside the weights: how it was trained and what it scored."""
+    from nafft.inference.guard import read_guard_card
+
+    trained = read_guard_card(path)
+    quality = json.loads(quality_path.read_text())
+    return {"file": f"weights/guards/{name}.safetensors", "default": True,
+            "pairs": trained.get("pairs", []), "measurements": trained.get("training_measurements"),
+            "config": trained.get("config", {}), "validation": trained.get("validation", {}),
+            "scores_detail": quality["sets"], "floors": quality["floors"],
+            "command": ("python scripts/train_guard.py --model nafft-photo --pairs ... --val ... --crops 1 "
+                        "(scripts/default_model.sh has them)")}
+
+
 def describe_cell(r: dict | None) -> str:
     return "" if r is None else f"{r['gain']:+.2f} / {r['worst_gain']:+.2f}"
 
@@ -137,6 +159,9 @@ def main() -> int:
     parser.add_argument("--name", default="nafft-photo")
     parser.add_argument("--recipe", action="append", default=[], metavar="NAME",
                         help="the recipe of each training stage, first to last (default: nafft-photo for each)")
+    parser.add_argument("--guard", type=Path, help="the model's strength guard (scripts/train_guard.py), shipped "
+                        "beside it as weights/guards/NAME.safetensors")
+    parser.add_argument("--guard-quality", type=Path, help="quality.json of the suite at --strength auto with --guard")
     parser.add_argument("--alternative", action="append", default=[], metavar="LABEL=QUALITY_JSON",
                         help="a measured candidate that was not shipped, shown beside the shipped one in the docs")
     args = parser.parse_args()
@@ -167,6 +192,8 @@ def main() -> int:
         raise SystemExit(f"{args.quality}: not a held-out suite's quality.json (benchmarks/default_model.py quality "
                          "--suite)")
     speed = json.loads(args.speed.read_text()) if args.speed else {}
+    if (args.guard is None) != (args.guard_quality is None):
+        raise SystemExit("--guard and --guard-quality go together")
     iterations = sum(t["iterations"] for t in training)
     sets = quality["sets"]
     gains = {name: describe_score(r) for name, r in sets.items()}
@@ -177,7 +204,8 @@ def main() -> int:
                     f"nafft for {iterations:,} iterations in {len(training)} stage(s) on synthetic blur of "
                     f"photographs; held-out photographs: camera shake 11-31 px "
                     f"{gains.get('shake-11-31', 'not measured')}; sharp low-noise photographs "
-                    f"{gains.get('sharp-low', 'not measured')}; {held}/{len(quality['floors'])} floors hold"),
+                    f"{gains.get('sharp-low', 'not measured')}; {held}/{len(quality['floors'])} floors hold"
+                    + (guard_summary(args.guard_quality) if args.guard else "")),
         "architecture": {**arch, "parameters": count_parameters(model),
                          "gmacs_256x256": round(count_macs(model.eval(), (256, 256)) / 1e9, 3)},
         "training": training,
@@ -186,6 +214,7 @@ def main() -> int:
         "scores_detail": sets,
         "floors": quality["floors"],
         "speed": speed,
+        **({"guard": guard_card(args.guard, args.guard_quality, args.name)} if args.guard else {}),
         "alternatives": {label: json.loads(Path(path).read_text())["sets"]
                          for label, _, path in (a.partition("=") for a in args.alternative)},
         "commands": {
@@ -194,7 +223,9 @@ def main() -> int:
             "speed": "python benchmarks/default_model.py speed",
             "ship": (f"python scripts/ship_default_model.py --run runs/{fresh[-1]['run'].name} --checkpoint CKPT "
                      "--quality runs/default_model/quality.json --speed runs/default_model/speed.json"
-                     + "".join(f" --recipe {recipe}" for recipe in recipes)),
+                     + "".join(f" --recipe {recipe}" for recipe in recipes)
+                     + (" --guard runs/guard/nafft-photo.safetensors --guard-quality runs/default_model_auto/quality.json"
+                        if args.guard else "")),
         },
     }
     tensors = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in load_file(str(checkpoint)).items()}
@@ -207,6 +238,14 @@ def main() -> int:
         print(f"{target}: weights and card as shipped, file left as it is")
     else:
         atomic_write(target, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+    if args.guard:
+        from nafft.inference.guard import load_guard, read_guard_card, save_guard
+
+        guard_target = target.parent / "guards" / f"{args.name}.safetensors"
+        guard_target.parent.mkdir(exist_ok=True)
+        save_guard(load_guard(args.guard), guard_target, {**read_guard_card(args.guard), "model": args.name,
+                                                          "test_suite": card["guard"]["scores_detail"]})
+        print(f"{guard_target}: the guard of {args.name}")
     size = target.stat().st_size / 2**20
     if size > 16:
         raise SystemExit(f"{target}: {size:.1f} MiB, over the 16 MiB limit for shipped weights")
@@ -280,18 +319,31 @@ def render(card: dict, size: float, diff: float) -> str:
               "The held-out suite ([judging the default model](trust.md)): views of 384x288 of the test "
               "photographs, `python benchmarks/default_model.py quality --suite data/default/heldout` (TLC on, CPU). "
               "Gains in dB; brightness shift in 8-bit levels (output minus target); floors from the decision rule:",
-              "", "| set | input PSNR | output PSNR | gain | median | worst image | improved | brightness | floor |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for name, r in card["scores_detail"].items():
-        lines.append(f"| `{name}` | {r['input_psnr']:.2f} | {r['psnr']:.2f} | {r['gain']:+.2f} | "
-                     f"{r['median_gain']:+.2f} | {r['worst_gain']:+.2f} | {r['improved']}/{r['images']} | "
-                     f"{r['brightness_shift']:+.2f} | {card['floors'].get(name, '')} |")
+              ""]
+    tables = [("At strength 1 (the network's full restoration):", card["scores_detail"], card["floors"])]
+    if card.get("guard"):
+        g = card["guard"]
+        tables.insert(0, ("At the default strength, `auto`: the guard (`nafft/weights/guards/`, [automatic "
+                          "strength](trust.md#automatic-strength-the-guard)) chooses each image's strength; the "
+                          "strength column is its mean per set:", g["scores_detail"], g["floors"]))
+    for title, scores, floors in tables:
+        lines += [title, "", "| set | input PSNR | output PSNR | gain | median | worst image | improved | brightness | "
+                  "strength | floor |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for name, r in scores.items():
+            lines.append(f"| `{name}` | {r['input_psnr']:.2f} | {r['psnr']:.2f} | {r['gain']:+.2f} | "
+                         f"{r['median_gain']:+.2f} | {r['worst_gain']:+.2f} | {r['improved']}/{r['images']} | "
+                         f"{r['brightness_shift']:+.2f} | {r.get('strength', 1.0):.2f} | {floors.get(name, '')} |")
+        lines.append("")
+    lines.pop()
     if card.get("alternatives"):
         names = [n for n in card["scores_detail"] if n in card["floors"]]
         lines += ["", "Measured and not shipped (mean / worst-image gain in dB on the floors' sets; same suite and "
                   "command):", "", "| weights | " + " | ".join(f"`{n}`" for n in names) + " |",
                   "|---|" + "---:|" * len(names)]
-        for label, scores in {f"{card['name']} (shipped)": card["scores_detail"], **card["alternatives"]}.items():
+        shipped = {f"{card['name']} (shipped), strength 1": card["scores_detail"]}
+        if card.get("guard"):
+            shipped = {f"{card['name']} (shipped), strength auto (default)": card["guard"]["scores_detail"], **shipped}
+        for label, scores in {**shipped, **card["alternatives"]}.items():
             lines.append(f"| {label} | " + " | ".join(describe_cell(scores.get(n)) for n in names) + " |")
     lines += ["", "## Reproduce", "", "From the repository root (`scripts/default_model.sh` makes the photographs, every "
               "pair folder and the held-out suites, and trains the stages; the shipped weights are the "
@@ -300,6 +352,8 @@ def render(card: dict, size: float, diff: float) -> str:
               "python benchmarks/default_model.py quality --checkpoint CKPT --suite data/default/heldout "
               "--out runs/default_model",
               "python benchmarks/default_model.py speed --out runs/default_model",
+              *(["python benchmarks/default_model.py quality --strength auto --guard runs/guard/nafft-photo.safetensors "
+                 "--suite data/default/heldout --out runs/default_model_auto"] if card.get("guard") else []),
               "python benchmarks/default_model.py figure --suite data/default/heldout --out runs/default_model "
               "--figure docs/images/default_model_suite.jpg",
               card["commands"]["ship"], "```", "",

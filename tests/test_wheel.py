@@ -78,6 +78,7 @@ def test_wheel_runs_demo_and_ablate_in_an_empty_folder(tmp_path):
             if line.startswith("Requires-Dist:")]
     assert "nafft/configs/nafnet-small.yaml" in names and "nafft/configs/nafft-photo.yaml" in names
     assert "nafft/weights/nafft-photo.safetensors" in names
+    assert "nafft/weights/guards/nafft-photo.safetensors" in names  # its strength guard (--strength auto)
     assert {"nafft/app/static/index.html", "nafft/app/static/app.js", "nafft/app/static/app.css"} <= set(names)
 
     venv = tmp_path / "venv"

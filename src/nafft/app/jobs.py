@@ -39,7 +39,7 @@ from nafft.errors import UserError
 from nafft.inference.deblur import Job as FileJob
 from nafft.inference.deblur import deblur_file
 from nafft.inference.opened_model import OpenedModel, open_model
-from nafft.inference.predict import Predictor, check_strength
+from nafft.inference.predict import DEFAULT_STRENGTH, Predictor, check_strength
 from nafft.weights import bundled_models
 
 log = logging.getLogger(__name__)
@@ -239,7 +239,7 @@ class JobQueue:
         shutil.rmtree(self.workdir / job_id, ignore_errors=True)
 
     def submit(self, job_id: str, source: Path, name: str, model: str | None = None,
-               strength: float | str = 1.0) -> Job:
+               strength: float | str = DEFAULT_STRENGTH) -> Job:
         """Check an uploaded file and queue it.
 
         Raises:

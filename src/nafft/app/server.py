@@ -29,6 +29,7 @@ from starlette.staticfiles import StaticFiles
 
 from nafft import __version__
 from nafft.app.jobs import JobQueue, UploadError
+from nafft.inference.predict import DEFAULT_STRENGTH
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def build_app(jobs: JobQueue) -> Starlette:
     async def create_job(request: Request) -> Response:
         params = request.query_params
         name = params.get("name", "")
-        raw = params.get("strength", "1")
+        raw = str(params.get("strength", DEFAULT_STRENGTH))
         try:
             strength = "auto" if raw.strip().lower() == "auto" else float(raw)
         except ValueError:

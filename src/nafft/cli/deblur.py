@@ -14,6 +14,7 @@ from nafft.cli.args import (
     positive_int,
     strength,
 )
+from nafft.inference.predict import DEFAULT_STRENGTH
 
 HELP = "deblur image files, folders or globs, and videos (any size; keeps bit depth, alpha and metadata)"
 
@@ -56,10 +57,10 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
         "--self-ensemble", action="store_true", help="average over 8 flips/transpositions (8x time)"
     )
     parser.add_argument(
-        "--strength", type=strength, default=1.0, metavar="S",
+        "--strength", type=strength, default=DEFAULT_STRENGTH, metavar="S",
         help="how much of the restoration to apply, 0..1: S x restored + (1 - S) x input, blended before the "
-             "one rounding (1, the default: the full restoration; 0: the input's pixels); auto: the model's guard "
-             "chooses S per image (docs/trust.md)"
+             "one rounding (1: the full restoration; 0: the input's pixels); auto (the default): the model's guard "
+             "chooses S per image, and a model without a guard restores fully (docs/trust.md)"
     )
     parser.add_argument("--half", action="store_true", help="float16 inference (CUDA only)")
     parser.add_argument(

@@ -40,7 +40,7 @@ from nafft.data.io import image_to_tensor, read_image, write_image
 from nafft.data.pair_folders import Roots, gather_pairs
 from nafft.errors import UserError
 from nafft.inference.opened_model import OpenedModel
-from nafft.inference.predict import Predictor
+from nafft.inference.predict import DEFAULT_STRENGTH, Predictor
 from nafft.metrics import METRICS, mean_finite, ssim_and_ssim3d, to_uint8
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ def evaluate_model(
     self_ensemble: bool = False,
     half: bool = False,
     memory_budget: int | None = None,
-    strength: float | str = 1.0,
+    strength: float | str = DEFAULT_STRENGTH,
     limit: int = 0,
     save_images: bool = False,
     panels: int = 4,

@@ -25,7 +25,7 @@ from nafft.data.io import decode_with_metadata, image_to_tensor
 from nafft.errors import UserError
 from nafft.inference.deblur import output_pixels
 from nafft.inference.opened_model import OpenedModel, open_model, resolve_device
-from nafft.inference.predict import Predictor
+from nafft.inference.predict import DEFAULT_STRENGTH, Predictor
 
 # 16-bit gray as Pillow names it; other PIL modes without a direct array form are converted (see `_from_pil`).
 _PIL_GRAY16 = ("I;16", "I;16B", "I;16L", "I;16N")
@@ -36,7 +36,7 @@ def deblur(
     image: Any,
     *,
     model: str | os.PathLike | OpenedModel | nn.Module | None = None,
-    strength: float | str = 1.0,
+    strength: float | str = DEFAULT_STRENGTH,
     device: str | torch.device = "auto",
     tlc: bool = True,
     tile: int | None = None,
@@ -62,8 +62,9 @@ def deblur(
             A PIL image is taken as stored, and its `info` (ICC profile, EXIF...) is copied to the result.
         model: a bundled model's name (`nafft models`), a weight file (nafft safetensors or an official NAFNet
             `.pth`), an opened model (`nafft.open_model`) or a network in memory; None: the bundled default model.
-        strength: how much of the restoration to apply, 0..1 (1: all of it; 0: the input's pixels), or "auto": the
-            model's guard chooses it for the image (`nafft.inference.guard`; 1 for a model without a guard).
+        strength: how much of the restoration to apply, 0..1 (1: all of it; 0: the input's pixels), or "auto" (the
+            default): the model's guard chooses it for the image (`nafft.inference.guard`; 1 for a model without
+            a guard).
         device: where to open a model given by name or file: "auto" (CUDA when available), "cpu", "cuda", "cuda:N".
         tlc: TLC local pooling, as the model was trained (opening by name or file only).
         tile, overlap, self_ensemble, half, memory_budget: as `nafft deblur --tile ...` (`Predictor`).

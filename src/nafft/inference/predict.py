@@ -147,6 +147,9 @@ def self_ensemble(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tens
 
 
 AUTO = "auto"
+# What users get when they give no strength (CLI, `nafft.deblur`, eval, the web app): the model's guard decides per
+# image, and a model without a guard restores fully (docs/trust.md, "Automatic strength").
+DEFAULT_STRENGTH = AUTO
 
 
 def check_strength(strength: float | str) -> float | str:
