@@ -7,6 +7,7 @@ after a result that README shows.
 
 import io
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -45,10 +46,13 @@ def page(browser, app):
     return driver, downloads, base
 
 
-def choose(driver: Browser, model: str, strength: float) -> None:
+def choose(driver: Browser, model: str, strength: float | None) -> None:
+    """Pick a model and a strength (None: the automatic strength, for a model with a guard)."""
     driver.run("const m = document.querySelector('#model'); m.value = arguments[0];"
                "m.dispatchEvent(new Event('change'));"
-               "const s = document.querySelector('#strength'); s.value = arguments[1];"
+               "const a = document.querySelector('#auto'); a.checked = arguments[1] === null;"
+               "a.dispatchEvent(new Event('change'));"
+               "const s = document.querySelector('#strength'); if (arguments[1] !== null) s.value = arguments[1];"
                "s.dispatchEvent(new Event('input'));", model, strength)
 
 
@@ -75,11 +79,12 @@ def test_a_photograph_is_deblurred_and_the_download_equals_nafft_deblur(page, tm
     driver, downloads, _ = page
     photo = tmp_path / "cat.png"
     write_image(photo, shaken_photo(272, 400))
-    choose(driver, "nafft-photo", 1.0)
+    choose(driver, "nafft-photo", None)  # the default: the guard chooses the strength
     submit(driver, photo)
     [card] = finished_cards(driver, 1)
     assert card["state"] == "done" and card["status"].startswith("done in") and card["images"], card
-    assert card["settings"] == "nafft-photo, strength 1.00" and card["download"] == "cat-deblurred.png"
+    assert re.fullmatch(r"nafft-photo, strength [01]\.\d\d \(automatic\)", card["settings"]), card["settings"]
+    assert card["download"] == "cat-deblurred.png"
     driver.wait_for("return document.querySelector('#queue-status').textContent.startsWith('queue: 0 deblurring')",
                     10, "the queue's line")
     screenshot = driver.screenshot()
