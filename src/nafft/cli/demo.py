@@ -107,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nthe bundled default model {bundled['name']} (trained by nafft, not by this demo) on the same "
               f"{bundled['images']} images: PSNR {bundled['psnr']:.2f} dB, gain "
               f"{bundled['psnr'] - bundled['input_psnr']:+.2f} dB, {bundled['improved_images']}/{bundled['images']} "
-              f"improved, {bundled['ms_per_image']:.0f} ms/img")
+              f"improved, {bundled['ms_per_image']:.0f} ms/img, strength {bundled['strength']} (mean "
+              f"{bundled['mean_strength']:.2f})")
         for name, r in bundled["per_set"].items():
             print(f"  {name}: {r['input_psnr']:.2f} -> {r['psnr']:.2f} dB ({r['psnr'] - r['input_psnr']:+.2f}), "
                   f"{r['improved_images']}/{r['images']} improved")

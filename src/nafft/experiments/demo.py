@@ -75,7 +75,9 @@ def evaluate_bundled(summary: dict[str, Any], out: Path, panels: int = 4) -> dic
     entry = {"name": DEFAULT_MODEL, "checkpoint": str(opened.path), "card_summary": opened.card.get("summary"),
              "params": count_parameters(opened.network), "psnr": s["psnr"], "ssim": s["ssim"],
              "input_psnr": s["input_psnr"], "improved_images": s["improved_images"], "images": s["images"],
-             "ms_per_image": 1000 * s["seconds_per_image"], "per_set": per_set}
+             "ms_per_image": 1000 * s["seconds_per_image"], "per_set": per_set,
+             "strength": "auto" if opened.guard is not None else 1.0,
+             "mean_strength": sum(r.strength for r in result.records) / max(1, len(result.records))}
     bundled_run = SimpleNamespace(name=f"{DEFAULT_MODEL} (bundled)", run_dir=out / DEFAULT_MODEL)
     written = comparison_panels([bundled_run], test, out / "panels" / DEFAULT_MODEL, panels, source="test_photos")
     entry["panels"] = [str(p.relative_to(out)) for p in written]
