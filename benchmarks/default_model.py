@@ -107,18 +107,19 @@ def quality(args) -> dict:
     from nafft.inference import open_model
 
     model = open_model(args.checkpoint, device="cpu", guard=args.guard if args.guard is not None else True)
+    strength = 1.0 if args.strength is None else args.strength
     results = {}
     for spec in args.set:
         name, folder = spec.split("=", 1)
         evaluate_model(model, Path(folder), args.out / name, panels=args.panels, save_images=True,
-                       strength=args.strength)
+                       strength=strength)
         results[name] = {"folder": folder, **set_statistics(per_image(args.out, name), args.out / name / "images",
                                                            Path(folder))}
         print(json.dumps({name: results[name]}), flush=True)
     checkpoint = model.path
     verdicts = floor_verdicts(results)
     lines = [f"checkpoint {checkpoint.name}; TLC {'on' if model.tlc else 'off'} (train size {model.train_size}); "
-             f"strength {args.strength}",
+             f"strength {strength}",
              "", "| set | images | input PSNR | output PSNR | gain dB | median | worst (image) | improved | "
              "brightness shift | strength | floor |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for name, r in results.items():
@@ -133,7 +134,7 @@ def quality(args) -> dict:
                       f"{'all hold' if harmless else 'NOT all held'}"]
     print("\n".join(lines))
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "quality.json").write_text(json.dumps({"checkpoint": str(checkpoint), "strength": args.strength,
+    (args.out / "quality.json").write_text(json.dumps({"checkpoint": str(checkpoint), "strength": strength,
                                                        "sets": results,
                                                        "floors": verdicts}, indent=2) + "\n")
     (args.out / "quality.md").write_text("\n".join(lines) + "\n")
@@ -166,6 +167,8 @@ def speed(args) -> dict:
                 cmd += ["--checkpoint", args.checkpoint]
             if args.threads:
                 cmd += ["--threads", str(args.threads)]
+            if args.strength is not None:
+                cmd += ["--strength", str(args.strength)]
             proc = subprocess.run([sys.executable, "-c", MEASURE, *cmd], capture_output=True, text=True,
                                   env=dict(os.environ))
             report = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -267,8 +270,9 @@ def main() -> int:
     parser.add_argument("--panels", type=int, default=4, help="quality: comparison panels per set")
     parser.add_argument("--guard", type=Path, help="quality: the guard that --strength auto asks (default: a bundled "
                         "model's own)")
-    parser.add_argument("--strength", type=_strength, default=1.0,
-                        help="quality: nafft's --strength, a number or auto (default 1)")
+    parser.add_argument("--strength", type=_strength, default=None,
+                        help="nafft's --strength, a number or auto (quality: default 1; speed: default nafft "
+                             "deblur's, auto)")
     parser.add_argument("--threads", type=int, default=None, help="speed: --threads of nafft deblur")
     parser.add_argument("--out", type=Path, default=Path("runs/default_model"))
     parser.add_argument("--figure", type=Path, default=Path("docs/images/default_model.jpg"), help="figure: output")

@@ -362,8 +362,9 @@ def render(card: dict, size: float, diff: float) -> str:
               "suite; it has not yet run on a GPU (none has been available to this project)."]
     if card["speed"]:
         lines += ["", "## Speed", "", "`python benchmarks/default_model.py speed` (`nafft deblur` in a fresh process, "
-                  "default settings: 2 torch threads, automatic tiling; the 2-core AMD EPYC VM above with its other jobs "
-                  "paused):", ""]
+                  "default settings: 2 torch threads, automatic tiling"
+                  + (", strength auto (the guard's measurements included)" if card.get("guard") else "")
+                  + "; the 2-core AMD EPYC VM above with its other jobs paused):", ""]
         for key, s in card["speed"].items():
             lines.append(f"- {key}: {s['seconds']:.1f} s wall, {s['cpu_seconds']:.1f} s CPU, peak RSS "
                          f"{s['peak_rss_mib']:.0f} MiB")

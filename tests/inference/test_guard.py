@@ -64,7 +64,7 @@ def feature(name, image, restored):
 
 def test_the_measurements_see_blur_direction_change_and_brightness():
     torch.manual_seed(0)
-    sharp = torch.rand(1, 3, 16, 16).repeat_interleave(8, 2).repeat_interleave(8, 3)  # 128 x 128 blocks: step edges
+    sharp = 0.1 + 0.8 * torch.rand(1, 3, 16, 16).repeat_interleave(8, 2).repeat_interleave(8, 3)  # 128 x 128 steps
     pool = torch.nn.functional.avg_pool2d
     soft = pool(sharp, 9, 1, 4, count_include_pad=False)  # out of focus, or a blob-shaped shake
     shaken = pool(sharp, (1, 9), 1, (0, 4), count_include_pad=False)  # a horizontal shake

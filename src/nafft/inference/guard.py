@@ -32,8 +32,8 @@ from torch import nn
 from nafft.errors import UserError
 
 GUARD_CARD_KEY = "nafft_guard"
-GUARD_TILE = 512  # features are measured on tiles of at most this side...
-GUARD_MAX_TILES = 16  # ...at most this many, spread over the image, and averaged (bounded time at any size)
+GUARD_TILE = 384  # features are measured on tiles of at most this side (the size of its training views)...
+GUARD_MAX_TILES = 9  # ...at most this many, spread over the image, and averaged (bounded time at any size)
 EPS = 1e-4
 FEATURE_NAMES = (
     "change_rms", "change_fine_rms", "input_gradient", "sharpening", "noise",
@@ -92,7 +92,7 @@ def tile_features(image: torch.Tensor, restored: torch.Tensor) -> torch.Tensor:
     directional) and of the change, whether the change follows the input's Laplacian (sharpening), the brightness
     and its change, and the input's spectral slope. Scales are logarithmic where they span orders of magnitude."""
     lum = image.mean(dim=1, keepdim=True).float()
-    out = restored.mean(dim=1, keepdim=True).float()
+    out = restored.clamp(0.0, 1.0).mean(dim=1, keepdim=True).float()  # the output as it will be saved
     change = out - lum
     gx, gy = _gradients(lum)
     ox, oy = _gradients(out)

@@ -328,7 +328,7 @@ class Predictor:
             return out[0] if single else out
         dev = next(guard.parameters()).device
         with torch.no_grad():
-            strengths = guard(x.to(dev, torch.float32), out.clamp(0.0, 1.0).to(dev)).float().cpu()
+            strengths = guard(x.to(dev, torch.float32), out.to(dev)).float().cpu()
         if self.auto_smoothing is not None:
             for i, value in enumerate(strengths.tolist()):
                 last = self.smoothed_strength
