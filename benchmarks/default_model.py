@@ -199,6 +199,8 @@ def figure(args) -> None:
     from nafft.metrics import to_uint8
 
     label = Path(args.checkpoint).stem if args.checkpoint else "nafft-photo"
+    if args.strength is not None:
+        label += f" (strength {args.strength})"
     sets = dict(spec.split("=", 1) for spec in args.set)
     if args.suite is not None:  # the suite's shake first, then its sharp photographs with real blurred backgrounds
         first = [n for n in ("shake-11-31", "sharp-dof-real") if n in sets]

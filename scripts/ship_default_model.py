@@ -354,8 +354,10 @@ def render(card: dict, size: float, diff: float) -> str:
               "python benchmarks/default_model.py speed --out runs/default_model",
               *(["python benchmarks/default_model.py quality --strength auto --guard runs/guard/nafft-photo.safetensors "
                  "--suite data/default/heldout --out runs/default_model_auto"] if card.get("guard") else []),
-              "python benchmarks/default_model.py figure --suite data/default/heldout --out runs/default_model "
-              "--figure docs/images/default_model_suite.jpg",
+              ("python benchmarks/default_model.py figure --suite data/default/heldout --out runs/default_model_auto "
+               "--strength auto --figure docs/images/default_model_suite.jpg" if card.get("guard") else
+               "python benchmarks/default_model.py figure --suite data/default/heldout --out runs/default_model "
+               "--figure docs/images/default_model_suite.jpg"),
               card["commands"]["ship"], "```", "",
               "On one GPU, `make default-model-gpu` makes the same data, trains the recipe `nafft-photo-gpu` from these "
               "weights (`--init`) for at most 7.5 minutes (`train.max_minutes`) and scores the result on the same "
