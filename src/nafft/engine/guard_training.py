@@ -8,8 +8,8 @@ lets the sigmoid saturate at the strength that suits most images, after which no
 
 Pairs should be ones the model was not trained on (fresh `nafft synth` pairs from the same sources): on its own
 training pairs a model restores better than on new photographs, and the guard would learn to trust it too much.
-Validation sets (pair folders) are scored after every epoch: mean and worst gain per set at strength 1 and under
-the guard, which is how epochs and settings are chosen.
+Validation sets are scored every few epochs: mean and worst gain per set at strength 1 and under the guard, which
+is how epochs and settings are chosen.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +51,7 @@ class GuardTrainConfig:
     width: int = 32
     epochs: int = 200
     batch: int = 256
-    crops: int = 2
+    crops: int = 1
     crop: int = 192
     lr: float = 3e-3
     weight_decay: float = 1e-4
@@ -154,10 +154,9 @@ def train_guard(features: torch.Tensor, best: torch.Tensor, config: GuardTrainCo
         raise ValueError("no training pairs for the guard")
     torch.manual_seed(config.seed)
     start = time.perf_counter()
-    feats = features
     guard = StrengthGuard(config.width)
-    guard.feature_mean.copy_(feats.mean(dim=0))
-    guard.feature_std.copy_(feats.std(dim=0).clamp_min(1e-6))
+    guard.feature_mean.copy_(features.mean(dim=0))
+    guard.feature_std.copy_(features.std(dim=0).clamp_min(1e-6))
     opt = torch.optim.AdamW(guard.head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps = config.epochs * math.ceil(len(best) / config.batch)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=config.lr / 100)
@@ -167,7 +166,7 @@ def train_guard(features: torch.Tensor, best: torch.Tensor, config: GuardTrainCo
         guard.train()
         losses = []
         for idx in torch.randperm(len(best), generator=gen).split(config.batch):
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(guard.logits(feats[idx]), best[idx])
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(guard.logits(features[idx]), best[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -182,10 +181,6 @@ def train_guard(features: torch.Tensor, best: torch.Tensor, config: GuardTrainCo
         if on_epoch is not None:
             on_epoch(entry)
     return guard.eval(), history
-
-
-def config_dict(config: GuardTrainConfig) -> dict:
-    return asdict(config)
 
 
 __all__ = ["GuardTrainConfig", "Restored", "best_strengths", "guard_gains", "log_mse", "measure_examples",
