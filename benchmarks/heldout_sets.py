@@ -64,16 +64,20 @@ def load(path: Path) -> PILImage.Image:
         return im.convert("RGB")
 
 
-def view(photo: PILImage.Image, rng: np.random.Generator, whole: bool = False) -> np.ndarray:
+def view(photo: PILImage.Image, rng: np.random.Generator, whole: bool = False,
+         scales: tuple[float, float] | None = None) -> np.ndarray:
     """A VIEW_H x VIEW_W view of `photo` with MARGIN pixels around it, float64 sRGB in [0, 1].
 
     The photograph is down-scaled (Lanczos) so that the view covers between a third and all of its shorter side
     (`whole`: between all and half, so that a subject's surroundings are in the view), never up-scaled; the
-    margin is mirrored where the photograph ends.
+    margin is mirrored where the photograph ends. `scales` (low, high) overrides the down-scaling range (clipped to
+    1..fit), e.g. (1, 2) for views near the photograph's full resolution, where its own softness shows.
     """
     width, height = photo.size
     fit = min(width / VIEW_W, height / VIEW_H)  # the largest down-scaling that still fills the view
     lowest, highest = (max(fit / 2, 1.0), fit) if whole else (max(fit / 3, 1.0), fit)
+    if scales is not None:
+        lowest, highest = max(scales[0], 1.0), max(min(scales[1], fit), 1.0)
     scale = math.exp(rng.uniform(math.log(min(lowest, highest)), math.log(highest)))
     size = (max(VIEW_W, round(width / scale)), max(VIEW_H, round(height / scale)))
     small = np.asarray(photo.resize(size, PILImage.Resampling.LANCZOS), dtype=np.float64) / 255.0
@@ -215,8 +219,10 @@ SETS = ("sharp-low", "sharp-noisy", "sharp-dof-real", "sharp-dof-synth",
         "shake-11-31", "shake-11-31-jpeg80")
 
 
-def build(photos: list[Path], out: Path, views: int, seed: int, sets: tuple[str, ...] = SETS) -> dict[str, int]:
-    """Write every set of `sets` for `views` views of each photograph; returns the pairs per set."""
+def build(photos: list[Path], out: Path, views: int, seed: int, sets: tuple[str, ...] = SETS,
+          scales: tuple[float, float] | None = None) -> dict[str, int]:
+    """Write every set of `sets` for `views` views of each photograph (down-scaled within `scales` when given, see
+    `view`); returns the pairs per set."""
     counts = {}
     for name in sets:
         chosen = [p for p in photos if p.stem in REAL_DOF] if name == "sharp-dof-real" else photos
@@ -227,7 +233,7 @@ def build(photos: list[Path], out: Path, views: int, seed: int, sets: tuple[str,
             for v in range(per_photo):
                 # the view depends on (photograph, view number, whether whole) only; the condition on the set too
                 view_rng = np.random.default_rng((seed, p_index if name != "sharp-dof-real" else 100 + p_index, v))
-                clean = view(photo, view_rng, whole=name == "sharp-dof-real")
+                clean = view(photo, view_rng, whole=name == "sharp-dof-real", scales=scales)
                 set_key = sum(ord(c) * 31**i for i, c in enumerate(name.replace("-jpeg80", ""))) % 2**31
                 blur, sharp, info = make_pair(name, clean, np.random.default_rng((seed, set_key, p_index, v)))
                 file_name = f"{path.stem}_{v:02d}.png"
@@ -250,11 +256,14 @@ def main() -> int:
     parser.add_argument("--views", type=int, default=4, help="views per photograph (default 4)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--sets", nargs="+", choices=SETS, default=SETS)
+    parser.add_argument("--scales", help="LOW-HIGH down-scaling of the views (default: a third of the shorter side "
+                        "to all of it); e.g. 1-2 for views near full resolution")
     args = parser.parse_args()
+    scales = tuple(float(v) for v in args.scales.split("-")) if args.scales else None
     photos = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
     if not photos:
         raise SystemExit(f"{args.photos}: no photographs (.png, .jpg)")
-    build(photos, args.out, args.views, args.seed, tuple(args.sets))
+    build(photos, args.out, args.views, args.seed, tuple(args.sets), scales)
     return 0
 
 

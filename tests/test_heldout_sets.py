@@ -69,3 +69,19 @@ def test_floor_verdicts_name_what_misses_and_by_how_much():
         "shake-11-31": stats(1.2, -0.1, 25), "tremor-9-17": stats(3.0, 1.0, 28)})
     assert verdicts == {"sharp-low": "holds", "sharp-dof-real": "MISSED: mean -0.20 < -0.1; worst -1.50 < -1.0",
                         "shake-11-31": "MISSED: improved 25/28 < 90%"}
+
+
+def test_views_near_full_resolution_when_scales_are_given():
+    """`scales=(1, 1)`: the view is a crop of the photograph itself (no down-scaling); by default a large photograph
+    is down-scaled (here at least 1200 / 288 / 3 = 1.4 times)."""
+    y, x = np.mgrid[0:1200, 0:1200]
+    coords = np.stack([x % 256, y % 256, (x // 256) * 16 + y // 256], axis=-1).astype(np.uint8)  # pixel -> place
+    photo = Image.fromarray(coords)
+    m = heldout.MARGIN
+    inner = np.round(heldout.view(photo, np.random.default_rng(0), scales=(1.0, 1.0))[m:-m, m:-m] * 255).astype(int)
+    x0 = int(inner[0, 0, 0]) + 256 * (int(inner[0, 0, 2]) // 16)
+    y0 = int(inner[0, 0, 1]) + 256 * (int(inner[0, 0, 2]) % 16)
+    np.testing.assert_array_equal(inner, coords[y0 : y0 + heldout.VIEW_H, x0 : x0 + heldout.VIEW_W])
+    small = np.round(heldout.view(photo, np.random.default_rng(0))[m:-m, m:-m] * 255).astype(int)
+    steps = np.diff(small[0, :100, 0]) % 256  # along a row, the x coordinate moves by the down-scaling
+    assert np.mean(steps) > 1.3
