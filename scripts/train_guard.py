@@ -4,7 +4,7 @@
         --val sharp-low=data/default/heldout-val/sharp-low ... --out runs/guard/nafft-photo.safetensors
 
 The model restores every pair once (cached per pair folder in --cache-dir, so settings can be tried without
-restoring again; a cache is keyed by the folder's path and the model's SHA-256), the
+restoring again; a cache is keyed by the folder's path and the SHA-256 of the model's tensors), the
 guard trains on the training pairs and is scored on each --val set after every epoch (mean / worst gain in dB at
 strength 1 and under the guard, and its mean strength); --out gets the last epoch's guard with a card naming the
 model file (and its SHA-256), the pairs, the settings and the validation scores. `--history` writes the per-epoch
@@ -31,6 +31,20 @@ from nafft.engine.guard_training import (
 )
 from nafft.inference import open_model
 from nafft.inference.guard import FEATURE_NAMES, save_guard
+
+
+def weights_digest(path: Path) -> str:
+    """SHA-256 of a weight file's tensors (names, dtypes, shapes, bytes): the same weights give the same digest when
+    only the file's metadata (a model card) changes."""
+    from safetensors.torch import load_file
+
+    if path.suffix != ".safetensors":
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    h = hashlib.sha256()
+    for name, tensor in sorted(load_file(str(path)).items()):
+        h.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        h.update(tensor.contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def _pack(examples: list[Restored]) -> dict:
@@ -60,7 +74,7 @@ def main() -> int:
     val_specs = dict(v.split("=", 1) for v in args.val)
 
     model = open_model(args.model, device="cpu")
-    digest = hashlib.sha256(model.path.read_bytes()).hexdigest() if model.path is not None else None
+    digest = weights_digest(model.path) if model.path is not None else None
 
     def cached(folder, what: str, make):
         base = f"{Path(folder).resolve()}|{digest}" + (f"|{what}" if what else "")
@@ -97,7 +111,7 @@ def main() -> int:
         print(f"epoch {entry['epoch']:3d} loss {entry['loss']:.3f} ({entry['seconds']:.0f} s)  {cells}", flush=True)
 
     guard, history = train_guard(features, best, config, val, on_epoch=show, every=args.every)
-    card = {"model": model.name, "model_sha256": digest, "pairs": [str(f) for f in args.pairs],
+    card = {"model": model.name, "model_tensors_sha256": digest, "pairs": [str(f) for f in args.pairs],
             "training_measurements": len(best), "config": asdict(config), "validation": history[-1] if history else {}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_guard(guard, args.out, card)
