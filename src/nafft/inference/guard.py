@@ -6,8 +6,8 @@ guard looks at the input and at the restoration the model proposes (their differ
 change: the edges of a shaken photograph, or invented contours and removed texture in a sharp one) and returns the
 blend strength S in [0, 1] for the whole image: the output is `input + S x (restored - input)`, as with a
 strength chosen by hand (`nafft.inference.predict.blend`). It is trained for one model's restorations
-(`nafft.engine.guard_training`): for each training pair, the loss is the log mean squared error of that blend
-against the sharp target, so the guard learns the strength that maximises the image's PSNR.
+(`nafft.engine.guard_training`): each training pair is labelled with the strength whose blend is nearest to its
+sharp target (the one that maximises the image's PSNR), and the guard learns to predict it.
 
 Shake blurs the whole frame alike, so one strength per image is the decision; the guard's evidence is a set of
 global measurements of the input and the proposed change (`tile_features`: how crisp the edges are at three
