@@ -39,6 +39,7 @@ def test_a_bundled_name_opens_folded_with_its_card_and_training_crop(bundled):
     assert not any(m.training for m in opened.network.modules())
     assert opened.describe() == ("nafft-photo: width 8, 2 encoder blocks, sca, skip identity; TLC on (train size 48, "
                                  "checkpoint); device cpu")
+    assert opened.guard is None  # this folder ships no guard for it
     x = torch.rand(1, 3, 30, 37)
     with torch.no_grad():  # folding keeps the function
         unfolded = nafft.models.enable_tlc(source, 48)(x)
@@ -107,3 +108,16 @@ def test_a_network_in_memory_is_described_from_itself():
     x = torch.rand(3, 21, 19)
     with torch.no_grad():
         torch.testing.assert_close(Predictor(opened, tile=0)(x), net(x[None])[0])
+
+
+def test_a_bundled_models_guard_is_opened_with_it_and_named_in_its_line(bundled, tmp_path):
+    from nafft.inference.guard import StrengthGuard, save_guard
+
+    folder, _ = bundled
+    save_guard(StrengthGuard(4), folder / "guards" / "nafft-photo.safetensors", {"model": "nafft-photo"})
+    opened = open_model("nafft-photo", device="cpu")
+    assert isinstance(opened.guard, StrengthGuard) and opened.guard.card["model"] == "nafft-photo"
+    assert opened.describe().endswith("; strength guard (--strength auto); device cpu")
+    assert open_model("nafft-photo", device="cpu", guard=False).guard is None
+    checkpoint = save_tiny_checkpoint(tmp_path / "tiny.safetensors")
+    assert open_model(checkpoint, device="cpu").guard is None  # other weights have none unless one is given

@@ -22,7 +22,6 @@ trained on; a bundled model's guard ships beside it (`nafft/weights/guards/NAME.
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -221,11 +220,4 @@ def load_guard(path: str | Path, device: str | torch.device = "cpu") -> Strength
     return guard.eval().requires_grad_(False).to(device)
 
 
-def bundled_guard(name: str) -> Path | None:
-    """The guard shipped for a bundled model (`nafft/weights/guards/NAME.safetensors`), None when there is none."""
-    path = Path(str(resources.files("nafft.weights"))) / "guards" / f"{name}.safetensors"
-    return path if path.is_file() else None
-
-
-__all__ = ["GUARD_CARD_KEY", "StrengthGuard", "blend_strengths", "bundled_guard", "load_guard", "read_guard_card",
-           "save_guard"]
+__all__ = ["GUARD_CARD_KEY", "StrengthGuard", "blend_strengths", "load_guard", "read_guard_card", "save_guard"]

@@ -224,7 +224,8 @@ class OpenedModel:
         what = (f"width {cfg.width}, {sum(cfg.enc_blocks)} encoder blocks, {cfg.attention}, skip {cfg.skip}"
                 if cfg is not None else type(self.network).__name__)
         untrained = " (untrained preset)" if self.kind == "preset" else ""
-        return f"{self.name}{untrained}: {what}; {tlc}; device {self.device}"
+        guard = "; strength guard (--strength auto)" if self.guard is not None else ""
+        return f"{self.name}{untrained}: {what}; {tlc}{guard}; device {self.device}"
 
 
 def _bundled() -> dict[str, Path]:
@@ -298,7 +299,8 @@ def open_model(source: str | Path | None = None, device: str | torch.device = "a
 
 
 def _open_guard(guard: bool | str | Path, kind: str, name: str, device: torch.device) -> nn.Module | None:
-    from nafft.inference.guard import bundled_guard, load_guard
+    from nafft.inference.guard import load_guard
+    from nafft.weights import bundled_guard
 
     if guard is False or guard is None:
         return None

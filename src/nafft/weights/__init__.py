@@ -56,6 +56,13 @@ def bundled_models() -> list[BundledModel]:
     return [BundledModel(p.stem, p, read_card(p)) for p in files]
 
 
+def bundled_guard(name: str) -> Path | None:
+    """The strength guard shipped for a bundled model (`guards/NAME.safetensors` beside the weights;
+    `nafft.inference.guard`), None when it has none."""
+    path = _folder() / "guards" / f"{name}.safetensors"
+    return path if path.is_file() else None
+
+
 def bundled_weights(name: str = DEFAULT_MODEL) -> Path:
     """The path of a bundled weight file.
 
@@ -69,4 +76,5 @@ def bundled_weights(name: str = DEFAULT_MODEL) -> Path:
     return path
 
 
-__all__ = ["CARD_KEY", "DEFAULT_MODEL", "BundledModel", "bundled_models", "bundled_weights", "read_card"]
+__all__ = ["CARD_KEY", "DEFAULT_MODEL", "BundledModel", "bundled_guard", "bundled_models", "bundled_weights",
+           "read_card"]
