@@ -106,7 +106,7 @@ def quality(args) -> dict:
     from nafft.engine.evaluate import evaluate_model
     from nafft.inference import open_model
 
-    model = open_model(args.checkpoint, device="cpu", guard=args.guard if args.guard is not None else True)
+    model = open_model(args.checkpoint, device="cpu", guard=args.guard)
     strength = 1.0 if args.strength is None else args.strength
     results = {}
     for spec in args.set:
@@ -258,11 +258,9 @@ def compare(args) -> None:
               f"{sum(d < 0 for d in values)}; largest losses " + ", ".join(f"{k} {d:+.2f}" for d, k in diff[:5]))
 
 
-def _strength(text: str) -> float | str:
-    return "auto" if text == "auto" else float(text)
-
-
 def main() -> int:
+    from nafft.cli.args import strength
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("section", choices=("quality", "speed", "figure", "compare", "table"))
     parser.add_argument("runs", nargs="*", help="table: quality.json files (or copies of them) to tabulate")
@@ -272,7 +270,7 @@ def main() -> int:
     parser.add_argument("--panels", type=int, default=4, help="quality: comparison panels per set")
     parser.add_argument("--guard", type=Path, help="quality: the guard that --strength auto asks (default: a bundled "
                         "model's own)")
-    parser.add_argument("--strength", type=_strength, default=None,
+    parser.add_argument("--strength", type=strength, default=None,
                         help="nafft's --strength, a number or auto (quality: default 1; speed: default nafft "
                              "deblur's, auto)")
     parser.add_argument("--threads", type=int, default=None, help="speed: --threads of nafft deblur")

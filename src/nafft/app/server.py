@@ -29,7 +29,8 @@ from starlette.staticfiles import StaticFiles
 
 from nafft import __version__
 from nafft.app.jobs import JobQueue, UploadError
-from nafft.inference.predict import DEFAULT_STRENGTH
+from nafft.errors import UserError
+from nafft.inference.predict import DEFAULT_STRENGTH, check_strength
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +59,10 @@ def build_app(jobs: JobQueue) -> Starlette:
     async def create_job(request: Request) -> Response:
         params = request.query_params
         name = params.get("name", "")
-        raw = str(params.get("strength", DEFAULT_STRENGTH))
         try:
-            strength = "auto" if raw.strip().lower() == "auto" else float(raw)
-        except ValueError:
-            return _error(f"strength must be 'auto' or a number from 0 to 1, got '{raw}'", 400)
+            strength = check_strength(params.get("strength", DEFAULT_STRENGTH))
+        except UserError as exc:
+            return _error(str(exc).replace("--strength", "strength"), 400)
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > jobs.max_upload_bytes:
             return _error(f"{name}: {int(length) / 2**20:.0f} MiB is larger than any image within this server's "

@@ -56,12 +56,13 @@ def non_negative_float(text: str) -> float:
 
 
 def strength(text: str) -> float | str:
-    """"auto" or a number from 0 to 1."""
-    if text.strip().lower() == "auto":
-        return "auto"
+    """"auto" or a number from 0 to 1 (`nafft.inference.predict.check_strength`)."""
+    from nafft.errors import UserError
+    from nafft.inference.predict import check_strength
+
     try:
-        return unit_float(text)
-    except argparse.ArgumentTypeError:
+        return check_strength(text)
+    except UserError:
         raise argparse.ArgumentTypeError(f"expected 'auto' or a number from 0 to 1, got '{text}'") from None
 
 

@@ -91,7 +91,7 @@ def open_from_args(args: argparse.Namespace):
     from nafft.inference.opened_model import default_model_note, open_model
 
     opened = open_model(args.checkpoint, device=args.device, tlc=args.tlc, channels_last=args.channels_last,
-                        guard=args.guard if args.guard is not None else True)
+                        guard=args.guard)
     if not opened.trained:
         raise UserError(f"--checkpoint {args.checkpoint}: a preset has untrained weights; give a weight file or a "
                         "bundled model (`nafft models`)")

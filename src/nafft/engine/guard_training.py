@@ -97,7 +97,6 @@ def measure_examples(examples: list[Restored], crops: int = 0, crop: int = 192, 
     """The guard's measurements (`StrengthGuard.measure`) and the best strength of every example, whole and in
     `crops` random crops of `crop` px each: ((N, features), (N,))."""
     rng = np.random.default_rng(seed)
-    probe = StrengthGuard()
     feats, best = [], []
     for e in examples:
         x, y, t = (a.float()[None] for a in (e.image, e.restored, e.target))
@@ -107,7 +106,7 @@ def measure_examples(examples: list[Restored], crops: int = 0, crop: int = 192, 
             top, left = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
             views.append(tuple(a[..., top : top + crop, left : left + crop] for a in (x, y, t)))
         for a, b, c in views:
-            feats.append(probe.measure(a, b))
+            feats.append(StrengthGuard.measure(a, b))
             best.append(best_strengths(a, b, c))
     return torch.cat(feats), torch.cat(best)
 

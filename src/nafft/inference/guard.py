@@ -147,8 +147,9 @@ class StrengthGuard(nn.Module):
         self.head = nn.Sequential(nn.Linear(n, width), nn.GELU(), nn.Linear(width, width), nn.GELU(),
                                   nn.Linear(width, 1))
 
+    @staticmethod
     @torch.no_grad()
-    def measure(self, image: torch.Tensor, restored: torch.Tensor, tile: int = GUARD_TILE) -> torch.Tensor:
+    def measure(image: torch.Tensor, restored: torch.Tensor, tile: int = GUARD_TILE) -> torch.Tensor:
         """(B, features): `tile_features` averaged over tiles spread over the image (a tile grid of at most
         GUARD_MAX_TILES, so large images cost a bounded time)."""
         h, w = image.shape[-2:]
@@ -167,8 +168,11 @@ class StrengthGuard(nn.Module):
 
 
 def blend_strengths(image: torch.Tensor, restored: torch.Tensor, strengths: torch.Tensor) -> torch.Tensor:
-    """`image + S x (restored - image)` with one strength per image of the batch."""
-    return image + strengths.view(-1, 1, 1, 1) * (restored - image)
+    """`image + S x (restored - image)` with one strength per image of the batch (`predict.blend`, on a copy of
+    `restored`)."""
+    from nafft.inference.predict import blend
+
+    return blend(image, restored.clone(), strengths)
 
 
 def save_guard(guard: StrengthGuard, path: str | Path, card: dict[str, Any]) -> None:

@@ -233,7 +233,7 @@ def _bundled() -> dict[str, Path]:
 
 
 def open_model(source: str | Path | None = None, device: str | torch.device = "auto", tlc: bool = True,
-               channels_last: bool | None = None, guard: bool | str | Path = True) -> OpenedModel:
+               channels_last: bool | None = None, guard: bool | str | Path | None = None) -> OpenedModel:
     """Open weights for inference.
 
     Args:
@@ -245,8 +245,8 @@ def open_model(source: str | Path | None = None, device: str | torch.device = "a
             nafft stores), or 256 for official files and presets (NAFNet's GoPro crops); False: global pooling.
         channels_last: None (default): channels_last on the CPU, where it is about twice as fast, NCHW on CUDA; True
             or False force one.
-        guard: the strength guard for `--strength auto`: True (default) opens a bundled model's own guard (other
-            weights have none), a path opens that guard file, False opens none.
+        guard: the strength guard for `--strength auto`: None or True (default) opens a bundled model's own guard
+            (other weights have none), a path opens that guard file, False opens none.
 
     Raises:
         UserError: a device this machine lacks, a name that is neither a file, a bundled model nor a preset, a file
@@ -298,13 +298,13 @@ def open_model(source: str | Path | None = None, device: str | torch.device = "a
     return opened
 
 
-def _open_guard(guard: bool | str | Path, kind: str, name: str, device: torch.device) -> nn.Module | None:
+def _open_guard(guard: bool | str | Path | None, kind: str, name: str, device: torch.device) -> nn.Module | None:
     from nafft.inference.guard import load_guard
     from nafft.weights import bundled_guard
 
-    if guard is False or guard is None:
+    if guard is False:
         return None
-    if guard is True:
+    if guard is None or guard is True:
         path = bundled_guard(name) if kind == "bundled" else None
         return load_guard(path, device) if path is not None else None
     return load_guard(guard, device)

@@ -166,12 +166,16 @@ def check_strength(strength: float | str) -> float | str:
     return value
 
 
-def blend(image: torch.Tensor, pred: torch.Tensor, strength: float) -> torch.Tensor:
+def blend(image: torch.Tensor, pred: torch.Tensor, strength: float | torch.Tensor) -> torch.Tensor:
     """`image + strength * (pred - image)` in float32, computed in `pred` (overwritten) when 0 < strength < 1.
 
     The ends are exact: strength 1 returns `pred` itself and 0 a float copy of `image`, so that after the one
-    rounding to 8 or 16 bits the result is bit-identical to the restoration, or to the input's pixels.
+    rounding to 8 or 16 bits the result is bit-identical to the restoration, or to the input's pixels. A (B,)
+    tensor gives each image of a (B, C, H, W) batch its own strength (the guard's), always computed in `pred`.
     """
+    if isinstance(strength, torch.Tensor):
+        image = image.to(pred.device, torch.float32)
+        return pred.sub_(image).mul_(strength.to(pred.device, torch.float32).view(-1, 1, 1, 1)).add_(image)
     if strength >= 1.0:
         return pred
     image = image.to(pred.device, torch.float32)
@@ -335,7 +339,7 @@ class Predictor:
                 self.smoothed_strength = value if last is None else last + self.auto_smoothing * (value - last)
                 strengths[i] = self.smoothed_strength
         self.last_strengths = [float(s) for s in strengths]
-        out = out.sub_(x.to(torch.float32)).mul_(strengths.view(-1, 1, 1, 1)).add_(x.to(torch.float32))
+        out = blend(x, out, strengths)
         return out[0] if single else out
 
     def predict_tiled(self, x: torch.Tensor, tile: int) -> torch.Tensor:
