@@ -19,6 +19,7 @@ NAFFT=${NAFFT:-.venv/bin/nafft}
 THREADS=${NAFFT_THREADS:-1}
 GPU=${NAFFT_GPU:-0}
 STAGE4=${NAFFT_STAGE4:-0}
+STAGE5=${NAFFT_STAGE5:-0}
 WORKERS=2
 [ "$GPU" = 1 ] && WORKERS=$(nproc)
 
@@ -66,6 +67,12 @@ if [ "$STAGE4" = 1 ]; then
     synth --source "$DATA/photos/train" --count 1600 --size 256 --seed 3021 --blur shake -o "$DATA/shake_photos"
     synth --source deadleaves --count 400 --size 256 --seed 3022 --blur shake -o "$DATA/shake_leaves"
 fi
+# stage 5 (a candidate; NAFFT_STAGE5=1): stage 3's identity pairs cut from the training photographs near their own
+# resolution (down-scaled 1-1.5 times), where they are soft in themselves
+if [ "$STAGE5" = 1 ]; then
+    synth --source "$DATA/photos/train" --count 800 --size 256 --seed 3030 "${IDENTITY[@]}" --downscale 1-1.5 \
+        -o "$DATA/identity_native"
+fi
 "$PY" benchmarks/heldout_sets.py "$DATA/photos/test" --out "$DATA/heldout"
 "$PY" benchmarks/heldout_sets.py "$DATA/photos/val" --out "$DATA/heldout-val" --views 6
 
@@ -83,6 +90,10 @@ if [ "$GPU" != 1 ]; then
     if [ "$STAGE4" = 1 ]; then
         "$NAFFT" train -c nafft-photo-stage4 -o runs/nafft-photo-stage4 --resume --threads "$THREADS" \
             --set train.stop_at=12000
+    fi
+    # stage 5 (a candidate: docs/trust.md), from stage 3's last EMA weights; NAFFT_STAGE5=1 trains it
+    if [ "$STAGE5" = 1 ]; then
+        "$NAFFT" train -c nafft-photo-stage5 -o runs/nafft-photo-stage5 --resume --threads "$THREADS"
     fi
     # the strength guard of the shipped weights (--strength auto, docs/trust.md): fresh pairs of the stage-2/3 kinds
     # and of random-walk shake, and sharp and shaken views of the training photographs made as the held-out suite

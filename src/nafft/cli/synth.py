@@ -106,6 +106,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     camera.add_argument("--jpeg", type=_fraction, help="fraction of blurred images saved through JPEG (0.5 / 0)")
     camera.add_argument("--jpeg-quality", type=_quality_range, metavar="LOW-HIGH",
                         help="JPEG quality range (default 60-95)")
+    camera.add_argument("--downscale", type=_range, metavar="LEAST-MOST",
+                        help="factor range by which photographs are down-scaled for their crops, drawn "
+                             "log-uniformly (default 1-4; 1-1.5 keeps them near their own resolution)")
     parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
                         help="parallel processes (results do not depend on it; default: all CPUs)")
 
@@ -114,7 +117,7 @@ def settings_from_args(args: argparse.Namespace):
     """The `SynthSettings` the options describe."""
     from nafft.data.synth import CAMERA_OPTIONS, SynthError, SynthSettings
 
-    ranges = ("jpeg_quality", "soft_radius", "noise_gain")
+    ranges = ("jpeg_quality", "soft_radius", "noise_gain", "downscale")
     given = {name: getattr(args, name) for name in (*CAMERA_OPTIONS, *ranges) if getattr(args, name) is not None}
     if args.blur == "shake" and set(given) - set(ranges):
         named = ", ".join("--" + name.replace("_", "-") for name in given)

@@ -174,6 +174,8 @@ def test_shake_generator_ignores_the_camera_options_and_keeps_the_source():
     ({"jpeg_quality": (90, 60)}, "jpeg_quality must be"),
     ({"response": "linear"}, "unknown response 'linear'"),
     ({"size": 4}, "size must be at least 8"),
+    ({"downscale": (0.5, 2.0)}, "downscale must be factors of at least 1"),
+    ({"downscale": (3.0, 2.0)}, "downscale must be two numbers"),
 ])
 def test_bad_values_are_one_line_errors(changes, message):
     with pytest.raises(SynthError, match=message) as info:
@@ -249,7 +251,7 @@ def test_folders_made_before_a_setting_existed_are_kept(tmp_path):
 
     synthesize_pairs(tmp_path / "d", count=2, size=16)
     manifest = json.loads((tmp_path / "d" / "synth.json").read_text())
-    for key in ("soft_radius", "bokeh", "noise_gain", "log_uniform"):
+    for key in ("soft_radius", "bokeh", "noise_gain", "log_uniform", "downscale"):
         del manifest[key]
     (tmp_path / "d" / "synth.json").write_text(json.dumps(manifest))
     assert len(synthesize_pairs(tmp_path / "d", count=3, size=16)) == 3

@@ -41,6 +41,20 @@ def test_photo_crops_down_scale_without_aliasing_and_keep_the_centre():
     assert MAX_DOWNSCALE >= 2
 
 
+def test_photo_crops_keep_to_the_downscale_range_asked_for():
+    rng = np.random.default_rng(0)
+    photo = (rng.random((600, 900, 3)) * 255).astype(np.uint8)
+    # the default range is (1, MAX_DOWNSCALE): the same crops as without the argument
+    np.testing.assert_array_equal(random_photo_crop(photo, 64, np.random.default_rng(3)),
+                                  random_photo_crop(photo, 64, np.random.default_rng(3), 0, (1.0, MAX_DOWNSCALE)))
+    # at the photograph's own resolution white noise keeps its variance; down-scaled 3-4 times it loses most of it
+    native = [random_photo_crop(photo, 64, np.random.default_rng(s), 0, (1.0, 1.0)).std() for s in range(6)]
+    far = [random_photo_crop(photo, 64, np.random.default_rng(s), 0, (3.0, 4.0)).std() for s in range(6)]
+    noise = photo.std() / 255
+    assert min(native) > 0.65 * noise  # (sub-pixel positions interpolate a little)
+    assert max(far) < 0.35 * noise
+
+
 def test_focus_masks_cover_all_or_part_and_keep_the_centre():
     from nafft.data.synth.scenes import focus_mask
 

@@ -85,6 +85,9 @@ class SynthSettings:
         response: "random" (a random camera curve per pair, `camera.random_response`) or "gamma" (2.2).
         jpeg: fraction of blurred images saved through JPEG.
         jpeg_quality: (lowest, highest) JPEG quality, drawn uniformly.
+        downscale: (least, most) factor by which a photograph is down-scaled for its crop, drawn log-uniformly
+            (`scenes.random_photo_crop`; never up-scaled: a photograph too small for the most is cropped at the
+            least it allows). (1, 1.5) keeps photographs near their own resolution, with their own softness.
     """
 
     source: str = "deadleaves"
@@ -105,14 +108,18 @@ class SynthSettings:
     response: str = "random"
     jpeg: float = 0.5
     jpeg_quality: tuple[int, int] = (60, 95)
+    downscale: tuple[float, float] = (1.0, scenes.MAX_DOWNSCALE)
 
     def __post_init__(self):
         object.__setattr__(self, "jpeg_quality", tuple(int(q) for q in self.jpeg_quality))
-        for name in ("soft_radius", "noise_gain"):
+        for name in ("soft_radius", "noise_gain", "downscale"):
             value = tuple(float(v) for v in getattr(self, name))
             if len(value) != 2 or not 0 < value[0] <= value[1]:
                 raise SynthError(f"{name} must be two numbers 0 < low <= high, got {getattr(self, name)}")
             object.__setattr__(self, name, value)
+        if self.downscale[0] < 1:
+            raise SynthError(f"downscale must be factors of at least 1 (photographs are never up-scaled), got "
+                             f"{self.downscale}")
         if self.size < 8:
             raise SynthError(f"size must be at least 8, got {self.size}")
         if self.seed < 0:
@@ -151,7 +158,7 @@ _CAMERA_OFF = {"long_motion": 0.0, "still": 0.0, "defocus": 0.0, "soft": 0.0, "b
                "saturation": 0.0, "response": "gamma", "jpeg": 0.0}
 CAMERA_OPTIONS = tuple(_CAMERA_OFF)
 _DEFAULT_RECORD = {k: v for k, v in SynthSettings().record().items()
-                   if k in ("soft_radius", "bokeh", "noise_gain", "log_uniform")}
+                   if k in ("soft_radius", "bokeh", "noise_gain", "log_uniform", "downscale")}
 
 
 @dataclass
@@ -207,7 +214,7 @@ def source_paths(source: str) -> list[Path]:
 def _scene(settings: SynthSettings, rng: np.random.Generator, paths: list[Path], margin: int) -> np.ndarray:
     if paths:
         photo = scenes.load_photo(str(paths[int(rng.integers(0, len(paths)))]))
-        return scenes.random_photo_crop(photo, settings.size, rng, margin)
+        return scenes.random_photo_crop(photo, settings.size, rng, margin, settings.downscale)
     return scenes.dead_leaves(settings.size, rng, margin)
 
 

@@ -221,9 +221,11 @@ def _gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(image, taps.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
 
 
-def random_photo_crop(photo: np.ndarray, size: int, rng: np.random.Generator, margin: int = 0) -> np.ndarray:
+def random_photo_crop(photo: np.ndarray, size: int, rng: np.random.Generator, margin: int = 0,
+                      downscale: tuple[float, float] = (1.0, MAX_DOWNSCALE)) -> np.ndarray:
     """A random square view of `photo` (uint8/uint16 or float in [0, 1], (H, W, 3)): `size` output pixels
-    across the central square, down-scaled by a random factor up to `MAX_DOWNSCALE` as far as the photo allows
+    across the central square, down-scaled by a factor drawn log-uniformly from `downscale` (least, most; by
+    default 1 to `MAX_DOWNSCALE`) as far as the photo allows
     (anti-aliased: area averaging by the integer part of the factor, then a Gaussian; never up-scaled),
     randomly flipped/rotated, plus `margin` pixels of surroundings on every side (mirrored beyond the photo's
     border); float32 (size + 2 margin, size + 2 margin, 3).
@@ -231,8 +233,8 @@ def random_photo_crop(photo: np.ndarray, size: int, rng: np.random.Generator, ma
     The central square does not depend on `margin` (up to size // 2 + 32).
     """
     height, width = photo.shape[:2]
-    min_scale = max(size / min(height, width), 1 / MAX_DOWNSCALE)  # output pixels per photo pixel
-    max_scale = max(min_scale, 1.0)
+    min_scale = max(size / min(height, width), 1 / downscale[1])  # output pixels per photo pixel
+    max_scale = max(min_scale, 1 / downscale[0])
     scale = math.exp(rng.uniform(math.log(min_scale), math.log(max_scale)))
     half = size / scale / 2
     centre_y = rng.uniform(half, max(height - half, half))
