@@ -102,6 +102,18 @@ def floor_verdicts(results: dict) -> dict[str, str]:
     return verdicts
 
 
+def harm_shortfall(results: dict) -> float | None:
+    """The replacement rule's distance from the do-no-harm floors (docs/trust.md): the summed shortfall, in dB, of
+    the mean and the worst-image gain below their floors on the DO_NO_HARM sets; None when a set is missing."""
+    if any(name not in results for name in DO_NO_HARM):
+        return None
+    total = 0.0
+    for name in DO_NO_HARM:
+        mean, worst, _ = FLOORS[name]
+        total += max(0.0, mean - results[name]["gain"]) + max(0.0, worst - results[name]["worst_gain"])
+    return total
+
+
 def quality(args) -> dict:
     from nafft.engine.evaluate import evaluate_model
     from nafft.inference import open_model
@@ -228,17 +240,22 @@ def figure(args) -> None:
 
 
 def table(args) -> None:
-    """Mean / worst-image gain per set of several quality runs (their quality.json, one row each), as Markdown."""
+    """Mean / worst-image gain per set of several quality runs (their quality.json, one row each), as Markdown, and
+    each run's summed shortfall from the do-no-harm floors (`harm_shortfall`) where it measured those sets."""
     runs = {Path(path).parent.name if Path(path).name == "quality.json" else Path(path).stem:
             json.loads(Path(path).read_text()) for path in args.runs}
     names = list(dict.fromkeys(n for r in runs.values() for n in r["sets"]))
     if args.set:  # only these sets, in this order
         names = [spec.split("=", 1)[0] for spec in args.set]
-    print("| run | " + " | ".join(f"`{n}`" for n in names) + " |")
-    print("|---|" + "---:|" * len(names))
+    shortfalls = {label: harm_shortfall(run["sets"]) for label, run in runs.items()}
+    with_shortfall = any(v is not None for v in shortfalls.values())
+    print("| run | " + " | ".join(f"`{n}`" for n in names) + (" | do-no-harm shortfall |" if with_shortfall else " |"))
+    print("|---|" + "---:|" * (len(names) + with_shortfall))
     for label, run in runs.items():
         cells = [f"{run['sets'][n]['gain']:+.2f} / {run['sets'][n]['worst_gain']:+.2f}" if n in run["sets"] else ""
                  for n in names]
+        if with_shortfall:
+            cells.append("" if shortfalls[label] is None else f"{shortfalls[label]:.2f}")
         print(f"| {label} | " + " | ".join(cells) + " |")
 
 

@@ -71,6 +71,17 @@ def test_floor_verdicts_name_what_misses_and_by_how_much():
                         "shake-11-31": "MISSED: improved 25/28 < 90%"}
 
 
+def test_harm_shortfall_sums_what_the_do_no_harm_floors_miss():
+    def stats(gain, worst):
+        return {"gain": gain, "worst_gain": worst}
+
+    results = {"sharp-low": stats(-0.3, -5.0), "sharp-dof-real": stats(1.0, 0.2), "sharp-dof-synth": stats(2.0, -2.5),
+               "tremor-3-9": stats(0.35, -0.5), "shake-11-31": stats(-3.0, -9.0)}
+    # 0.2 + 4.0 (sharp-low), 0 (dof-real), 1.5 (dof-synth), 0.15 (tremor's mean); shake is no do-no-harm floor
+    assert default_model.harm_shortfall(results) == pytest.approx(5.85)
+    assert default_model.harm_shortfall({k: v for k, v in results.items() if k != "tremor-3-9"}) is None
+
+
 def test_views_near_full_resolution_when_scales_are_given():
     """`scales=(1, 1)`: the view is a crop of the photograph itself (no down-scaling); by default a large photograph
     is down-scaled (here at least 1200 / 288 / 3 = 1.4 times)."""
