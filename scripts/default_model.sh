@@ -98,7 +98,8 @@ if [ "$GPU" != 1 ]; then
     # the strength guard of the shipped weights (--strength auto, docs/trust.md): fresh pairs of the stage-2/3 kinds
     # and of random-walk shake, and sharp and shaken views of the training photographs made as the held-out suite
     # makes its own (nafft's camera paths only: the suite's tremor kernels stay unseen); restorations and
-    # measurements are cached in runs/guard/cache, the guard is written to runs/guard/nafft-photo.safetensors
+    # measurements are cached in runs/guard/cache, the guard is written to runs/guard/nafft-photo.safetensors; its
+    # strength is capped at 0.75 (--ceiling: the decision rule's choice among the scored candidates, docs/trust.md)
     G=$DATA/guard
     synth --source "$DATA/photos/train" --count 600 --size 256 --seed 3100 "${TRUST[@]}" -o "$G/trust"
     synth --source "$DATA/photos/train" --count 300 --size 256 --seed 3110 "${IDENTITY[@]}" -o "$G/identity"
@@ -115,7 +116,8 @@ if [ "$GPU" != 1 ]; then
     VALS=()
     for f in "$DATA"/heldout-val/*/; do VALS+=(--val "$(basename "$f")=${f%/}"); done
     "$PY" scripts/train_guard.py --model nafft-photo "${PAIRS[@]}" \
-        "${VALS[@]}" --crops 1 --threads 2 --cache-dir runs/guard/cache --out runs/guard/nafft-photo.safetensors \
+        "${VALS[@]}" --crops 1 --ceiling 0.75 --threads 2 --cache-dir runs/guard/cache \
+        --out runs/guard/nafft-photo.safetensors \
         --history runs/guard/nafft-photo.json
     exit 0
 fi

@@ -141,9 +141,11 @@ def guard_card(path: Path, quality_path: Path, name: str) -> dict:
     return {"file": f"weights/guards/{name}.safetensors", "default": True,
             "pairs": trained.get("pairs", []), "measurements": trained.get("training_measurements"),
             "config": trained.get("config", {}), "validation": trained.get("validation", {}),
+            "ceiling": trained.get("ceiling", 1.0), "ceiling_reason": trained.get("ceiling_reason", ""),
             "scores_detail": quality["sets"], "floors": quality["floors"],
-            "command": ("python scripts/train_guard.py --model nafft-photo --pairs ... --val ... --crops 1 "
-                        "(scripts/default_model.sh has them)")}
+            "command": ("python scripts/train_guard.py --model nafft-photo --pairs ... --val ... --crops 1"
+                        + (f" --ceiling {trained['ceiling']:g}" if trained.get("ceiling", 1.0) < 1.0 else "")
+                        + " (scripts/default_model.sh has them)")}
 
 
 def describe_cell(r: dict | None) -> str:
@@ -324,8 +326,9 @@ def render(card: dict, size: float, diff: float) -> str:
     if card.get("guard"):
         g = card["guard"]
         tables.insert(0, ("At the default strength, `auto`: the guard (`nafft/weights/guards/`, [automatic "
-                          "strength](trust.md#automatic-strength-the-guard)) chooses each image's strength; the "
-                          "strength column is its mean per set:", g["scores_detail"], g["floors"]))
+                          "strength](trust.md#automatic-strength-the-guard)) chooses each image's strength"
+                          + (f", at most {g['ceiling']:g}" if g.get("ceiling", 1.0) < 1.0 else "")
+                          + "; the strength column is its mean per set:", g["scores_detail"], g["floors"]))
     for title, scores, floors in tables:
         lines += [title, "", "| set | input PSNR | output PSNR | gain | median | worst image | improved | brightness | "
                   "strength | floor |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]

@@ -117,6 +117,42 @@ def test_files_that_are_not_guards_are_refused_in_one_line_naming_them(tmp_path)
         load_guard(wrong)
 
 
+def test_a_ceiling_caps_the_strength_and_travels_with_the_guard_file(tmp_path):
+    from nafft.inference.guard import with_ceiling
+
+    x = torch.rand(2, 3, 32, 32)
+    sure = fixed_guard(3.0)  # sigmoid(3) = 0.95
+    assert sure.ceiling == 1.0
+    torch.testing.assert_close(sure(x, x), torch.full((2,), torch.sigmoid(torch.tensor(3.0)).item()))
+    save_guard(sure, tmp_path / "g.safetensors", {"model": "m"})
+    capped = with_ceiling(tmp_path / "g.safetensors", tmp_path / "capped.safetensors", 0.75, "a test")
+    assert capped.ceiling == 0.75
+    loaded = load_guard(tmp_path / "capped.safetensors")
+    torch.testing.assert_close(loaded(x, x), torch.full((2,), 0.75))
+    assert loaded.card["ceiling"] == 0.75 and loaded.card["ceiling_reason"] == "a test" and loaded.card["model"] == "m"
+    doubtful = fixed_guard(-1.0)  # below the ceiling: unchanged
+    doubtful.ceiling = 0.75
+    torch.testing.assert_close(doubtful(x, x), torch.full((2,), torch.sigmoid(torch.tensor(-1.0)).item()))
+    assert load_guard(tmp_path / "g.safetensors").ceiling == 1.0  # the source file is left as it was
+
+
+@pytest.mark.parametrize("ceiling", [0.0, 1.5, "high", True])
+def test_a_ceiling_outside_the_unit_interval_is_a_one_line_error_naming_the_file(tmp_path, ceiling):
+    import json
+
+    from nafft.inference.guard import check_ceiling
+
+    with pytest.raises(UserError, match="ceiling must be a number in \\(0, 1\\]"):
+        check_ceiling(ceiling)
+    path = tmp_path / "g.safetensors"
+    save_guard(fixed_guard(0.0), path, {})
+    tensors = load_guard(path).state_dict()
+    save_file(tensors, str(path), metadata={"nafft_guard": json.dumps({"width": 4, "ceiling": ceiling})})
+    with pytest.raises(UserError, match=r"g\.safetensors: a guard's ceiling must be") as info:
+        load_guard(path)
+    assert "\n" not in str(info.value)
+
+
 def test_strength_auto_is_accepted_by_the_checks_and_the_command_line():
     assert check_strength("auto") == "auto" and check_strength(" AUTO ") == "auto"
     assert check_strength(0.3) == 0.3

@@ -46,6 +46,8 @@ class GuardTrainConfig:
         lr: AdamW learning rate, cosine-annealed to 1% over the epochs.
         weight_decay: AdamW weight decay.
         seed: crops and initial weights.
+        ceiling: the most strength the guard may choose (`StrengthGuard.ceiling`; the validation scores are under
+            it); the MLP learns the best strengths whatever it is.
     """
 
     width: int = 32
@@ -56,6 +58,7 @@ class GuardTrainConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     seed: int = 0
+    ceiling: float = 1.0
 
 
 @dataclass
@@ -127,7 +130,7 @@ def guard_gains(guard: StrengthGuard, examples: list[Restored], features: torch.
     rows: dict[str, list[float]] = {"full": [], "guarded": [], "strength": []}
     for i, e in enumerate(examples):
         x, y, t = (a.float()[None] for a in (e.image, e.restored, e.target))
-        s = guard(x, y) if features is None else torch.sigmoid(guard.logits(features[i : i + 1]))
+        s = guard(x, y) if features is None else guard.strengths(features[i : i + 1])
         base = log_mse(x, t)
         rows["full"].append(float(base - log_mse(y.mul(255.0).round().div(255.0), t)))
         out = blend_strengths(x, y, s).clamp(0.0, 1.0).mul(255.0).round().div(255.0)  # as saved: 8 bits
@@ -153,7 +156,7 @@ def train_guard(features: torch.Tensor, best: torch.Tensor, config: GuardTrainCo
         raise ValueError("no training pairs for the guard")
     torch.manual_seed(config.seed)
     start = time.perf_counter()
-    guard = StrengthGuard(config.width)
+    guard = StrengthGuard(config.width, config.ceiling)
     guard.feature_mean.copy_(features.mean(dim=0))
     guard.feature_std.copy_(features.std(dim=0).clamp_min(1e-6))
     opt = torch.optim.AdamW(guard.head.parameters(), lr=config.lr, weight_decay=config.weight_decay)

@@ -135,12 +135,15 @@ class StrengthGuard(nn.Module):
     """Input and proposed restoration -> blend strength in [0, 1], one per image.
 
     Global measurements (`tile_features`, averaged over up to GUARD_MAX_TILES tiles of GUARD_TILE px spread over
-    the image), standardised with the training set's mean and spread (buffers), then a small MLP with a sigmoid.
+    the image), standardised with the training set's mean and spread (buffers), then a small MLP with a sigmoid;
+    the strength is at most `ceiling` (a shipping choice kept in the guard file's card, 1 unless set:
+    `with_ceiling`).
     """
 
-    def __init__(self, width: int = 32):
+    def __init__(self, width: int = 32, ceiling: float = 1.0):
         super().__init__()
         self.width = width
+        self.ceiling = check_ceiling(ceiling)
         n = len(FEATURE_NAMES)
         self.register_buffer("feature_mean", torch.zeros(n))
         self.register_buffer("feature_std", torch.ones(n))
@@ -162,9 +165,20 @@ class StrengthGuard(nn.Module):
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         return self.head((features - self.feature_mean) / self.feature_std)[:, 0]
 
+    def strengths(self, features: torch.Tensor) -> torch.Tensor:
+        """(B,) strengths for measured features: the MLP's, at most the guard's ceiling."""
+        return torch.sigmoid(self.logits(features)).clamp(max=self.ceiling)
+
     def forward(self, image: torch.Tensor, restored: torch.Tensor) -> torch.Tensor:
-        """(B,) strengths in [0, 1] for (B, 3, H, W) inputs and restorations in [0, 1]."""
-        return torch.sigmoid(self.logits(self.measure(image, restored)))
+        """(B,) strengths in [0, ceiling] for (B, 3, H, W) inputs and restorations in [0, 1]."""
+        return self.strengths(self.measure(image, restored))
+
+
+def check_ceiling(ceiling: float) -> float:
+    """A guard's ceiling (the most strength it may choose), a number in (0, 1]; a UserError otherwise."""
+    if isinstance(ceiling, bool) or not isinstance(ceiling, (int, float)) or not 0.0 < ceiling <= 1.0:
+        raise UserError(f"a guard's ceiling must be a number in (0, 1], got {ceiling!r}")
+    return float(ceiling)
 
 
 def blend_strengths(image: torch.Tensor, restored: torch.Tensor, strengths: torch.Tensor) -> torch.Tensor:
@@ -175,6 +189,16 @@ def blend_strengths(image: torch.Tensor, restored: torch.Tensor, strengths: torc
     return blend(image, restored.clone(), strengths)
 
 
+def with_ceiling(source: str | Path, out: str | Path, ceiling: float, why: str = "") -> StrengthGuard:
+    """Copy a guard file with its strength capped at `ceiling` (recorded in the card, with `why`); the MLP is the
+    same."""
+    guard = load_guard(source)
+    guard.ceiling = check_ceiling(ceiling)
+    card = {**guard.card, "ceiling_reason": why} if why else dict(guard.card)
+    save_guard(guard, out, card)
+    return guard
+
+
 def save_guard(guard: StrengthGuard, path: str | Path, card: dict[str, Any]) -> None:
     """Write a guard's weights and its card (which model it judges, how it was trained, what it scored)."""
     from safetensors.torch import save_file
@@ -182,7 +206,7 @@ def save_guard(guard: StrengthGuard, path: str | Path, card: dict[str, Any]) -> 
     from nafft.atomic_files import atomic_write
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in guard.state_dict().items()}
-    metadata = {GUARD_CARD_KEY: json.dumps({"width": guard.width, **card})}
+    metadata = {GUARD_CARD_KEY: json.dumps({**card, "width": guard.width, "ceiling": guard.ceiling})}
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
@@ -214,7 +238,10 @@ def load_guard(path: str | Path, device: str | torch.device = "cpu") -> Strength
     from safetensors.torch import load_file
 
     card = read_guard_card(path)
-    guard = StrengthGuard(width=int(card.get("width", 32)))
+    try:
+        guard = StrengthGuard(width=int(card.get("width", 32)), ceiling=card.get("ceiling", 1.0))
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
     try:
         guard.load_state_dict(load_file(str(path)))
     except RuntimeError as exc:
@@ -224,4 +251,5 @@ def load_guard(path: str | Path, device: str | torch.device = "cpu") -> Strength
     return guard.eval().requires_grad_(False).to(device)
 
 
-__all__ = ["GUARD_CARD_KEY", "StrengthGuard", "blend_strengths", "load_guard", "read_guard_card", "save_guard"]
+__all__ = ["GUARD_CARD_KEY", "StrengthGuard", "blend_strengths", "check_ceiling", "load_guard", "read_guard_card",
+           "save_guard", "with_ceiling"]
