@@ -29,8 +29,9 @@ from nafft.engine.guard_training import (
     restore_pairs,
     train_guard,
 )
+from nafft.errors import UserError
 from nafft.inference import open_model
-from nafft.inference.guard import FEATURE_NAMES, save_guard
+from nafft.inference.guard import FEATURE_NAMES, check_ceiling, save_guard
 
 
 def weights_digest(path: Path) -> str:
@@ -71,6 +72,10 @@ def main() -> int:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     config = GuardTrainConfig(**{k: getattr(args, k) for k in asdict(GuardTrainConfig())})
+    try:
+        check_ceiling(config.ceiling)
+    except UserError as exc:
+        raise SystemExit(f"--ceiling: {exc}") from None
     val_specs = dict(v.split("=", 1) for v in args.val)
 
     model = open_model(args.model, device="cpu")
