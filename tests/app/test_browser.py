@@ -80,6 +80,7 @@ def test_a_photograph_is_deblurred_and_the_download_equals_nafft_deblur(page, tm
     photo = tmp_path / "cat.png"
     write_image(photo, shaken_photo(272, 400))
     choose(driver, "nafft-photo", None)  # the default: the guard chooses the strength
+    assert driver.run("return document.querySelector('#auto-ceiling').textContent") == " (at most 0.75)"
     submit(driver, photo)
     [card] = finished_cards(driver, 1)
     assert card["state"] == "done" and card["status"].startswith("done in") and card["images"], card

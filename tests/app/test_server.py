@@ -64,6 +64,9 @@ def test_a_bundled_model_is_offered_beside_the_checkpoint(app):
     info = json.loads(body)
     assert status == 200 and info["default_model"] == "tiny"
     assert [m["id"] for m in info["models"]][:2] == ["tiny", "nafft-photo"]
+    tiny, photo = info["models"][:2]
+    assert not tiny["guard"] and tiny["guard_ceiling"] is None
+    assert photo["guard"] and photo["guard_ceiling"] == 0.75  # the bundled guard's cap (its card)
     assert info["max_megapixels"] == 1.0 and info["device"] == "cpu"
 
 

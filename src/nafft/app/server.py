@@ -47,7 +47,8 @@ def build_app(jobs: JobQueue) -> Starlette:
     """The ASGI app serving the page and the API over `jobs`."""
 
     async def info(request: Request) -> JSONResponse:
-        models = [{"id": m.id, "title": m.title, "summary": m.summary, "guard": m.opened.guard is not None}
+        models = [{"id": m.id, "title": m.title, "summary": m.summary, "guard": m.opened.guard is not None,
+                   "guard_ceiling": m.opened.guard.ceiling if m.opened.guard is not None else None}
                   for m in jobs.models.values()]
         device = next(iter(jobs.models.values())).opened.device
         return JSONResponse({

@@ -25,6 +25,8 @@ async function init() {
     const guarded = Boolean(model && model.guard);
     auto.disabled = !guarded;
     $("#auto-hint").hidden = !guarded;
+    const ceiling = guarded ? model.guard_ceiling : null;
+    $("#auto-ceiling").textContent = ceiling !== null && ceiling < 1 ? ` (at most ${Number(ceiling).toFixed(2)})` : "";
     strength.disabled = guarded && auto.checked;
     $("#strength-value").textContent = strength.disabled ? "auto" : Number(strength.value).toFixed(2);
   };
