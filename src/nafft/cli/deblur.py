@@ -60,8 +60,8 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
         "--strength", type=strength, default=DEFAULT_STRENGTH, metavar="S",
         help="how much of the restoration to apply, 0..1: S x restored + (1 - S) x input, blended before the "
              "one rounding (1: the full restoration; 0: the input's pixels); auto (the default): the model's guard "
-             "chooses S per image, at most its ceiling (0.75 for nafft-photo), and a model without a guard restores "
-             "fully (docs/trust.md)"
+             "chooses S per image, at most the ceiling in its card, and a model without a guard restores fully "
+             "(docs/trust.md)"
     )
     parser.add_argument("--half", action="store_true", help="float16 inference (CUDA only)")
     parser.add_argument(
